@@ -1,0 +1,257 @@
+package routing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// MemStore is the in-process Store of `strait dev`. With a file path it persists every
+// change (write to a temporary file, fsync, rename), so metadata survives restarts.
+type MemStore struct {
+	path string
+
+	mu struct {
+		sync.Mutex
+		state       memState
+		subscribers map[int]chan struct{}
+		nextSub     int
+		closed      bool
+	}
+}
+
+// memState is the whole metadata, also its on-disk JSON form.
+type memState struct {
+	Version        int64             `json:"version"`
+	ClusterID      string            `json:"cluster_id"`
+	Topics         map[string]*Topic `json:"topics"`
+	Nodes          map[int32]Node    `json:"nodes"`
+	NextProducerID int64             `json:"next_producer_id"`
+}
+
+// NewMemStore opens an in-process store; path "" keeps metadata in memory only.
+func NewMemStore(path string) (*MemStore, error) {
+	s := &MemStore{path: path}
+	s.mu.subscribers = make(map[int]chan struct{})
+	s.mu.state = memState{ClusterID: newClusterID(), Topics: map[string]*Topic{}, Nodes: map[int32]Node{}}
+	if path == "" {
+		return s, nil
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+		return s, s.saveLocked()
+	case err != nil:
+		return nil, fmt.Errorf("routing: read metadata file: %w", err)
+	}
+	if err := json.Unmarshal(b, &s.mu.state); err != nil {
+		return nil, fmt.Errorf("routing: metadata file %s is not valid JSON (restore it from a backup or remove it to start empty): %w", path, err)
+	}
+	if s.mu.state.Topics == nil {
+		s.mu.state.Topics = map[string]*Topic{}
+	}
+	if s.mu.state.Nodes == nil {
+		s.mu.state.Nodes = map[int32]Node{}
+	}
+	return s, nil
+}
+
+// Snapshot implements Store.
+func (s *MemStore) Snapshot(context.Context) (*Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, ErrClosed
+	}
+	st := &s.mu.state
+	topics := make([]*Topic, 0, len(st.Topics))
+	for _, t := range st.Topics {
+		topics = append(topics, t.clone())
+	}
+	nodes := make([]Node, 0, len(st.Nodes))
+	for _, n := range st.Nodes {
+		nodes = append(nodes, n)
+	}
+	return newSnapshot(st.Version, st.ClusterID, topics, nodes), nil
+}
+
+// Subscribe implements Store.
+func (s *MemStore) Subscribe() (<-chan struct{}, func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.mu.nextSub
+	s.mu.nextSub++
+	ch := make(chan struct{}, 1)
+	s.mu.subscribers[id] = ch
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.mu.subscribers, id)
+	}
+}
+
+// CreateTopic implements Store.
+func (s *MemStore) CreateTopic(_ context.Context, t Topic) error {
+	return s.change(func(st *memState) error {
+		if _, ok := st.Topics[t.Name]; ok {
+			return fmt.Errorf("routing: create topic %q: %w", t.Name, ErrTopicExists)
+		}
+		st.Topics[t.Name] = t.clone()
+		return nil
+	})
+}
+
+// DeleteTopic implements Store.
+func (s *MemStore) DeleteTopic(_ context.Context, name string) error {
+	return s.change(func(st *memState) error {
+		if _, ok := st.Topics[name]; !ok {
+			return fmt.Errorf("routing: delete topic %q: %w", name, ErrUnknownTopic)
+		}
+		delete(st.Topics, name)
+		return nil
+	})
+}
+
+// AddPartitions implements Store.
+func (s *MemStore) AddPartitions(_ context.Context, topic string, expectCount int, parts []Partition) error {
+	return s.change(func(st *memState) error {
+		t, ok := st.Topics[topic]
+		if !ok {
+			return fmt.Errorf("routing: add partitions to %q: %w", topic, ErrUnknownTopic)
+		}
+		if len(t.Partitions) != expectCount {
+			return fmt.Errorf("routing: add partitions to %q: it has %d, not %d: %w", topic, len(t.Partitions), expectCount, ErrConflict)
+		}
+		c := t.clone()
+		for _, p := range parts {
+			c.Partitions = append(c.Partitions, p.clone())
+		}
+		st.Topics[topic] = c
+		return nil
+	})
+}
+
+// RegisterNode implements Store.
+func (s *MemStore) RegisterNode(_ context.Context, n Node) error {
+	return s.change(func(st *memState) error {
+		st.Nodes[n.ID] = n
+		return nil
+	})
+}
+
+// AllocateProducerIDs implements Store.
+func (s *MemStore) AllocateProducerIDs(_ context.Context, count int64) (int64, error) {
+	var first int64
+	err := s.change(func(st *memState) error {
+		first = st.NextProducerID
+		st.NextProducerID += count
+		return nil
+	})
+	return first, err
+}
+
+// Close implements Store.
+func (s *MemStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.closed = true
+	return nil
+}
+
+// change applies fn to a copy-on-write state, persists it, bumps the version and
+// notifies subscribers. A failed fn or save leaves the state untouched.
+func (s *MemStore) change(fn func(*memState) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return ErrClosed
+	}
+	old := s.mu.state
+	next := old
+	next.Topics = make(map[string]*Topic, len(old.Topics))
+	for k, v := range old.Topics {
+		next.Topics[k] = v
+	}
+	next.Nodes = make(map[int32]Node, len(old.Nodes))
+	for k, v := range old.Nodes {
+		next.Nodes[k] = v
+	}
+	if err := fn(&next); err != nil {
+		return err
+	}
+	next.Version++
+	s.mu.state = next
+	if err := s.saveLocked(); err != nil {
+		s.mu.state = old
+		return err
+	}
+	s.notifyLocked()
+	return nil
+}
+
+func (s *MemStore) notifyLocked() {
+	for _, ch := range s.mu.subscribers {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is already pending; it will read the latest state
+		}
+	}
+}
+
+// saveLocked writes the state atomically: a crash leaves either the old or the new file.
+func (s *MemStore) saveLocked() error {
+	if s.path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(s.mu.state, "", "  ")
+	if err != nil {
+		return fmt.Errorf("routing: encode metadata: %w", err)
+	}
+	dir := filepath.Dir(s.path)
+	tmp, err := os.CreateTemp(dir, ".metadata-*.tmp")
+	if err != nil {
+		return fmt.Errorf("routing: save metadata: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("routing: save metadata: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("routing: save metadata: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("routing: save metadata: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return fmt.Errorf("routing: save metadata: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("routing: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("routing: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// newClusterID returns a Kafka-style cluster id: 16 random bytes, URL-safe base64.
+func newClusterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+var _ Store = (*MemStore)(nil)
