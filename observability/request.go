@@ -1,0 +1,133 @@
+package observability
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Span attribute keys for a Kafka request.
+const (
+	APIKeyAttr        = "kafka.api.key"
+	APINameAttr       = "kafka.api.name"
+	APIVersionAttr    = "kafka.api.version"
+	RequestBytesAttr  = "kafka.request.bytes"
+	ResponseBytesAttr = "kafka.response.bytes"
+)
+
+// Metric label keys. They are short because they are Prometheus labels first.
+const (
+	apiLabel     = "api"
+	tierLabel    = "tier"
+	outcomeLabel = "outcome"
+)
+
+// durationBuckets, in seconds, span a cached Metadata answer (~100µs) to a long-poll
+// Fetch or an acks=all Produce waiting on a slow follower (tens of seconds). The SDK's
+// default buckets are meant for milliseconds and would put every request in the first.
+var durationBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
+
+// requestInstruments are the instruments ObserveRequest records into, created once per
+// Telemetry.
+type requestInstruments struct {
+	requests      metric.Int64Counter
+	duration      metric.Float64Histogram
+	bytesReceived metric.Int64Counter
+	bytesSent     metric.Int64Counter
+}
+
+func newRequestInstruments(m metric.Meter) (requestInstruments, error) {
+	var ri requestInstruments
+	var err error
+	if ri.requests, err = m.Int64Counter("strait.requests",
+		metric.WithDescription("Kafka requests handled, by API, tier and outcome."),
+		metric.WithUnit("{request}")); err != nil {
+		return ri, fmt.Errorf("observability: create strait.requests: %w", err)
+	}
+	if ri.duration, err = m.Float64Histogram("strait.request.duration",
+		metric.WithDescription("Time from a decoded Kafka request to its response being handed back."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		return ri, fmt.Errorf("observability: create strait.request.duration: %w", err)
+	}
+	if ri.bytesReceived, err = m.Int64Counter("strait.bytes.received",
+		metric.WithDescription("Kafka request bytes received."),
+		metric.WithUnit("By")); err != nil {
+		return ri, fmt.Errorf("observability: create strait.bytes.received: %w", err)
+	}
+	if ri.bytesSent, err = m.Int64Counter("strait.bytes.sent",
+		metric.WithDescription("Kafka response bytes sent."),
+		metric.WithUnit("By")); err != nil {
+		return ri, fmt.Errorf("observability: create strait.bytes.sent: %w", err)
+	}
+	return ri, nil
+}
+
+// ObserveRequest returns a hook for internal/wire's Server.Observe. For each Kafka
+// request it starts a server span named "<ApiName> <tier>" (e.g. "Produce proxy") and
+// returns a func that, when the request is done, ends the span (status error if err is
+// not nil) and records strait.requests, strait.request.duration, strait.bytes.received
+// and strait.bytes.sent.
+//
+// The api label is kmsg.NameForKey, which is "Unknown" for any key it does not know, so a
+// client sending made-up keys cannot grow the number of series.
+func (t *Telemetry) ObserveRequest(tier string) func(ctx context.Context, key, version int16) (context.Context, func(bytesIn, bytesOut int, err error)) {
+	tracer := t.Tracer(instrumentationName)
+	tierOnly := metric.WithAttributeSet(attribute.NewSet(attribute.String(tierLabel, tier)))
+	return func(ctx context.Context, key, version int16) (context.Context, func(int, int, error)) {
+		r := &observedRequest{inst: &t.requests, tier: tier, tierOnly: tierOnly, start: time.Now()}
+		r.api = kmsg.NameForKey(key)
+		r.ctx, r.span = tracer.Start(ctx, r.api+" "+tier,
+			trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(
+				attribute.Int(APIKeyAttr, int(key)),
+				attribute.String(APINameAttr, r.api),
+				attribute.Int(APIVersionAttr, int(version)),
+				attribute.String(TierAttr, tier),
+			))
+		return r.ctx, r.finish
+	}
+}
+
+// observedRequest is one request between ObserveRequest's hook and its finish func.
+type observedRequest struct {
+	inst     *requestInstruments
+	ctx      context.Context // carries span
+	span     trace.Span
+	api      string
+	tier     string
+	tierOnly metric.MeasurementOption
+	start    time.Time
+}
+
+// finish ends the request's span and records its metrics. Metrics are recorded with the
+// span's context so that exemplars, where enabled, point at the trace.
+func (r *observedRequest) finish(bytesIn, bytesOut int, err error) {
+	elapsed := time.Since(r.start)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		r.span.RecordError(err)
+		r.span.SetStatus(codes.Error, err.Error())
+	}
+	r.span.SetAttributes(
+		attribute.Int(RequestBytesAttr, bytesIn),
+		attribute.Int(ResponseBytesAttr, bytesOut),
+	)
+	r.span.End()
+
+	api, tier := attribute.String(apiLabel, r.api), attribute.String(tierLabel, r.tier)
+	r.inst.requests.Add(r.ctx, 1, metric.WithAttributes(api, tier, attribute.String(outcomeLabel, outcome)))
+	r.inst.duration.Record(r.ctx, elapsed.Seconds(), metric.WithAttributes(api, tier))
+	r.inst.bytesReceived.Add(r.ctx, int64(bytesIn), r.tierOnly)
+	r.inst.bytesSent.Add(r.ctx, int64(bytesOut), r.tierOnly)
+}

@@ -1,0 +1,219 @@
+package observability
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// newRecordedTelemetry returns a Telemetry whose finished spans land in the recorder.
+func newRecordedTelemetry(t *testing.T, cfg Config) (*Telemetry, *tracetest.SpanRecorder) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tel, err := newTelemetry(cfg, withSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tel.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return tel, rec
+}
+
+// scrape fetches MetricsHandler in the text format and parses it.
+func scrape(t *testing.T, tel *Telemetry) map[string]*dto.MetricFamily {
+	t.Helper()
+	w := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if w.Code != 200 {
+		t.Fatalf("GET /metrics = %d: %s", w.Code, w.Body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(w.Body)
+	if err != nil {
+		t.Fatalf("parse scrape: %v", err)
+	}
+	return families
+}
+
+// find returns the metric in family name whose labels include want.
+func find(t *testing.T, families map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
+	t.Helper()
+	f, ok := families[name]
+	if !ok {
+		t.Fatalf("no metric family %q in scrape", name)
+	}
+	for _, m := range f.GetMetric() {
+		if hasLabels(m, want) {
+			return m
+		}
+	}
+	t.Fatalf("%s: no series with labels %v among %v", name, want, f.GetMetric())
+	return nil
+}
+
+func hasLabels(m *dto.Metric, want map[string]string) bool {
+	got := map[string]string{}
+	for _, l := range m.GetLabel() {
+		got[l.GetName()] = l.GetValue()
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestObserveRequestSpan(t *testing.T) {
+	tel, rec := newRecordedTelemetry(t, Config{Tier: "proxy", InstanceID: "proxy-1"})
+	observe := tel.ObserveRequest("proxy")
+
+	ctx, done := observe(context.Background(), 0, 9) // Produce v9
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		t.Fatal("hook's context carries no span")
+	}
+	done(100, 20, errors.New("boom"))
+
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans ended, want 1", len(spans))
+	}
+	s := spans[0]
+	if s.Name() != "Produce proxy" {
+		t.Errorf("span name = %q, want %q", s.Name(), "Produce proxy")
+	}
+	if s.SpanKind() != trace.SpanKindServer {
+		t.Errorf("span kind = %v, want server", s.SpanKind())
+	}
+	if s.Status().Code != codes.Error || s.Status().Description != "boom" {
+		t.Errorf("status = %+v, want error \"boom\"", s.Status())
+	}
+	wantAttrs := map[attribute.Key]attribute.Value{
+		APIKeyAttr:        attribute.IntValue(0),
+		APINameAttr:       attribute.StringValue("Produce"),
+		APIVersionAttr:    attribute.IntValue(9),
+		TierAttr:          attribute.StringValue("proxy"),
+		RequestBytesAttr:  attribute.IntValue(100),
+		ResponseBytesAttr: attribute.IntValue(20),
+	}
+	got := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes() {
+		got[kv.Key] = kv.Value
+	}
+	for k, v := range wantAttrs {
+		if got[k] != v {
+			t.Errorf("attribute %s = %v, want %v", k, got[k].Emit(), v.Emit())
+		}
+	}
+	if v, _ := s.Resource().Set().Value("service.instance.id"); v.AsString() != "proxy-1" {
+		t.Errorf("resource service.instance.id = %q, want proxy-1", v.AsString())
+	}
+}
+
+// A request that arrives inside a traced context (e.g. a proxy forwarding to a node in
+// the same process) becomes a child of that span.
+func TestObserveRequestSpanFollowsParent(t *testing.T) {
+	tel, rec := newRecordedTelemetry(t, Config{Tier: "dev"})
+	parentCtx, parent := tel.Tracer("test").Start(context.Background(), "parent")
+	_, done := tel.ObserveRequest("node")(parentCtx, 1, 16)
+	done(10, 10, nil)
+	parent.End()
+
+	ended := rec.Ended()
+	if len(ended) != 2 {
+		t.Fatalf("%d spans ended, want 2", len(ended))
+	}
+	child := ended[0]
+	if child.Name() != "Fetch node" {
+		t.Fatalf("first ended span = %q, want %q", child.Name(), "Fetch node")
+	}
+	if child.Parent().SpanID() != parent.SpanContext().SpanID() {
+		t.Errorf("parent = %v, want %v", child.Parent().SpanID(), parent.SpanContext().SpanID())
+	}
+	if child.Status().Code != codes.Unset {
+		t.Errorf("status = %v, want unset for a request without error", child.Status().Code)
+	}
+}
+
+func TestObserveRequestMetrics(t *testing.T) {
+	tel, _ := newRecordedTelemetry(t, Config{Tier: "proxy"})
+	observe := tel.ObserveRequest("proxy")
+	for _, r := range []struct {
+		key     int16
+		in, out int
+		err     error
+	}{
+		{key: 0, in: 100, out: 20},
+		{key: 0, in: 50, out: 10, err: errors.New("boom")},
+		{key: 3, in: 30, out: 300},
+	} {
+		_, done := observe(context.Background(), r.key, 1)
+		done(r.in, r.out, r.err)
+	}
+	families := scrape(t, tel)
+
+	counter := func(name string, labels map[string]string) float64 {
+		return find(t, families, name, labels).GetCounter().GetValue()
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		got    float64
+		want   float64
+	}{
+		{"strait_requests_total", map[string]string{"api": "Produce", "tier": "proxy", "outcome": "ok"}, 0, 1},
+		{"strait_requests_total", map[string]string{"api": "Produce", "tier": "proxy", "outcome": "error"}, 0, 1},
+		{"strait_requests_total", map[string]string{"api": "Metadata", "tier": "proxy", "outcome": "ok"}, 0, 1},
+		{"strait_bytes_received_total", map[string]string{"tier": "proxy"}, 0, 180},
+		{"strait_bytes_sent_total", map[string]string{"tier": "proxy"}, 0, 330},
+	}
+	for _, c := range checks {
+		if got := counter(c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	h := find(t, families, "strait_request_duration_seconds", map[string]string{"api": "Produce", "tier": "proxy"}).GetHistogram()
+	if h.GetSampleCount() != 2 {
+		t.Errorf("Produce duration count = %d, want 2", h.GetSampleCount())
+	}
+	if n := len(h.GetBucket()); n != len(durationBuckets)+1 {
+		t.Fatalf("duration has %d buckets, want %d and +Inf", n, len(durationBuckets))
+	}
+	for i, b := range durationBuckets { // the scrape adds +Inf after these
+		if got := h.GetBucket()[i].GetUpperBound(); got != b {
+			t.Errorf("duration bucket %d bound = %v, want %v (seconds)", i, got, b)
+		}
+	}
+}
+
+// Unknown API keys share one label value, so junk keys cannot create series without end.
+func TestObserveRequestUnknownKeyIsOneSeries(t *testing.T) {
+	tel, _ := newRecordedTelemetry(t, Config{})
+	observe := tel.ObserveRequest("proxy")
+	for _, key := range []int16{-1, 999, 31000} {
+		_, done := observe(context.Background(), key, 0)
+		done(1, 1, nil)
+	}
+	m := find(t, scrape(t, tel), "strait_requests_total", map[string]string{"api": "Unknown"})
+	if got := m.GetCounter().GetValue(); got != 3 {
+		t.Errorf("Unknown requests = %v, want 3", got)
+	}
+}
+
+func TestNewRejectsUnknownTier(t *testing.T) {
+	if _, err := New(Config{Tier: "broker"}); err == nil {
+		t.Error("New accepted tier \"broker\"")
+	}
+}
