@@ -1,0 +1,282 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// OutOfOrderClientID: a client that sends this client id in a request header opts its
+// connection into out-of-order responses (server writes each response as soon as it is ready;
+// the client matches by correlation id). Only Strait's own Client sets it; ordinary Kafka
+// clients never see it offered.
+const OutOfOrderClientID = "strait-internal/out-of-order"
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("wire: server closed")
+
+const defaultMaxInFlight = 32
+
+// Accept errors that are temporary (out of file descriptors) are retried after a pause
+// that doubles from acceptBackoffMin to acceptBackoffMax, as net/http does.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// Request is one decoded request as a Handler sees it.
+type Request struct {
+	Header     RequestHeader
+	Body       kmsg.Request // decoded; Body.GetVersion() == Header.Version
+	RemoteAddr net.Addr
+}
+
+// Handler answers requests.
+type Handler interface {
+	// ServeKafka answers one request. A nil response with a nil error means "send nothing"
+	// (Produce with acks=0). A non-nil error closes the connection (it is logged).
+	// The response's version is set by the server to the request's version before encoding.
+	ServeKafka(ctx context.Context, req *Request) (kmsg.Response, error)
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(ctx context.Context, req *Request) (kmsg.Response, error)
+
+// ServeKafka calls f(ctx, req).
+func (f HandlerFunc) ServeKafka(ctx context.Context, req *Request) (kmsg.Response, error) {
+	return f(ctx, req)
+}
+
+// Server serves the Kafka protocol to a Handler. Its zero value, with a Handler, is ready;
+// its fields must not change once Serve was called.
+type Server struct {
+	Handler         Handler
+	Logger          *slog.Logger // nil = discard
+	MaxRequestBytes int32        // 0 = DefaultMaxRequestBytes; checked against the size prefix BEFORE allocating
+	MaxInFlight     int          // per connection read-ahead bound; 0 = 32
+	// Versions reports the versions the handler serves for an API key (ok=false: unknown key).
+	// nil means: every key kmsg knows, versions 0..kmsg max.
+	Versions func(key int16) (min, max int16, ok bool)
+	// Observe, when set, is called as each request starts (after the header is decoded);
+	// the returned func is called once the response was written (or dropped), with the
+	// frame sizes in and out (0 out for no response) and the handler error, if any.
+	// The returned ctx is passed to the handler (it carries the request's span).
+	Observe func(ctx context.Context, key, version int16) (context.Context, func(bytesIn, bytesOut int, err error))
+
+	conns sync.WaitGroup // one per served connection, so Shutdown can wait for them
+	mu    struct {
+		sync.Mutex
+		closed    bool
+		done      chan struct{} // closed with closed, to cut accept backoff short
+		listeners map[net.Listener]struct{}
+		conns     map[*conn]struct{}
+	}
+}
+
+// Serve accepts connections on ln and serves each on its own goroutines until Shutdown or
+// Close, when it returns ErrServerClosed. Temporary accept errors are retried after a
+// backoff; any other closes ln and is returned.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.trackListener(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.forgetListener(ln)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err == nil {
+			backoff = 0
+			s.startConn(nc)
+			continue
+		}
+		if s.isClosed() {
+			return ErrServerClosed
+		}
+		if !isTemporary(err) {
+			return fmt.Errorf("wire: accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = nextBackoff(backoff)
+		s.logger().Warn("wire: accept failed, retrying", "addr", ln.Addr(), "err", err, "backoff", backoff)
+		if !s.sleep(backoff) {
+			return ErrServerClosed
+		}
+	}
+}
+
+// Shutdown stops accepting, stops reading new requests, lets the requests already read
+// finish and their responses be written, then closes the connections. If ctx ends first,
+// the rest are closed at once (as by Close) and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	for _, c := range s.close() {
+		c.drain()
+	}
+	idle := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return fmt.Errorf("wire: shutdown: %w", ctx.Err())
+	}
+}
+
+// Close closes the listeners and every connection at once; handlers see their context
+// cancelled and their responses are dropped.
+func (s *Server) Close() error {
+	for _, c := range s.close() {
+		c.fail(ErrServerClosed)
+	}
+	return nil
+}
+
+// startConn serves nc unless the server closed meanwhile.
+func (s *Server) startConn(nc net.Conn) {
+	c := newConn(s, nc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		nc.Close()
+		return
+	}
+	if s.mu.conns == nil {
+		s.mu.conns = make(map[*conn]struct{})
+	}
+	s.mu.conns[c] = struct{}{}
+	s.conns.Add(1) // under mu, so never after Shutdown began to Wait
+	go c.serve()
+}
+
+// forgetConn is called by a connection once it is closed.
+func (s *Server) forgetConn(c *conn) {
+	s.mu.Lock()
+	delete(s.mu.conns, c)
+	s.mu.Unlock()
+	s.conns.Done()
+}
+
+// close marks the server closed, closes its listeners and returns the open connections.
+func (s *Server) close() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.mu.closed {
+		s.mu.closed = true
+		close(s.doneLocked())
+	}
+	for ln := range s.mu.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.mu.conns))
+	for c := range s.mu.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+func (s *Server) trackListener(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return false
+	}
+	if s.mu.listeners == nil {
+		s.mu.listeners = make(map[net.Listener]struct{})
+	}
+	s.mu.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) forgetListener(ln net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.mu.listeners, ln)
+	ln.Close()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.closed
+}
+
+// sleep waits d, or less if the server closes; it reports whether the server is still open.
+func (s *Server) sleep(d time.Duration) bool {
+	s.mu.Lock()
+	done := s.doneLocked()
+	s.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// doneLocked returns the channel closed when the server closes, creating it on first use
+// so that the zero Server works.
+func (s *Server) doneLocked() chan struct{} {
+	if s.mu.done == nil {
+		s.mu.done = make(chan struct{})
+	}
+	return s.mu.done
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) maxRequestBytes() int32 {
+	if s.MaxRequestBytes <= 0 {
+		return DefaultMaxRequestBytes
+	}
+	return s.MaxRequestBytes
+}
+
+func (s *Server) maxInFlight() int {
+	if s.MaxInFlight <= 0 {
+		return defaultMaxInFlight
+	}
+	return s.MaxInFlight
+}
+
+// observe starts observing one request; it never returns a nil func.
+func (s *Server) observe(ctx context.Context, h RequestHeader) (context.Context, func(int, int, error)) {
+	if s.Observe == nil {
+		return ctx, func(int, int, error) {}
+	}
+	ctx, done := s.Observe(ctx, h.Key, h.Version)
+	if done == nil {
+		done = func(int, int, error) {}
+	}
+	return ctx, done
+}
+
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return acceptBackoffMin
+	}
+	return min(2*d, acceptBackoffMax)
+}
+
+// isTemporary reports whether an accept error is worth retrying. Temporary is deprecated
+// on net.Error because it is ill-defined for reads, but for accept it is still what tells
+// EMFILE and ECONNABORTED apart from a closed listener.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
