@@ -1,0 +1,93 @@
+package partitionlog
+
+import (
+	"errors"
+	"fmt"
+)
+
+// TruncateTo drops every record at or after offset, for a follower whose log diverged from
+// its leader's. It cuts whole batches, as Kafka does: a batch containing offset goes
+// entirely, so the log may end below offset. Segments past the cut are deleted, epoch
+// history entries starting at or after the new end dropped, and producer state rebuilt.
+// Readers are held off while files change. offset at or past the end does nothing.
+//
+// Errors: ErrOffsetOutOfRange when offset is below the log start, ErrClosed, or an I/O
+// failure (the log should then be closed and reopened, which recovers it).
+func (l *Log) TruncateTo(offset int64) error {
+	l.writer.Lock()
+	defer l.writer.Unlock()
+	l.files.Lock()
+	defer l.files.Unlock()
+	if err := l.truncateFilesLocked(offset); err != nil {
+		return fmt.Errorf("partition %s: truncate to %d: %w", l.dir, offset, err)
+	}
+	return nil
+}
+
+// truncateFilesLocked does TruncateTo's work; l.writer and l.files are held.
+func (l *Log) truncateFilesLocked(offset int64) error {
+	l.mu.Lock()
+	closed, start, end, segs, epochs := l.mu.closed, l.mu.start, l.mu.end, l.mu.segments, l.mu.epochs
+	l.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case offset < start:
+		return fmt.Errorf("%w: below log start %d", ErrOffsetOutOfRange, start)
+	case offset >= end:
+		return nil
+	}
+	keep, err := l.dropSegmentsFrom(segs, offset)
+	if err != nil {
+		return err
+	}
+	newEnd := keep[len(keep)-1].w.next
+	epochs, _ = epochs.truncateFromEnd(newEnd)
+	producers, _, err := replayHeaders(keep)
+	err = errors.Join(err, writeEpochCheckpoint(l.dir, epochs))
+	l.writer.producers = producers
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.segments, l.mu.end, l.mu.epochs = keep, newEnd, epochs
+	l.signalChangedLocked()
+	return err
+}
+
+// dropSegmentsFrom deletes the segments that start at or after offset and cuts the one that
+// holds it, returning what is left (never empty: a fresh segment at offset if need be).
+func (l *Log) dropSegmentsFrom(segs []*segment, offset int64) ([]*segment, error) {
+	n := len(segs)
+	for n > 0 && segs[n-1].base >= offset {
+		n--
+	}
+	for _, s := range segs[n:] {
+		if err := s.remove(l.dir); err != nil {
+			return nil, err
+		}
+	}
+	keep := segs[:n:n]
+	if n == 0 {
+		s, err := createSegment(l.dir, offset, l.cfg.IndexIntervalBytes)
+		if err != nil {
+			return nil, err
+		}
+		return []*segment{s}, nil
+	}
+	return keep, l.cutSegment(keep[n-1], offset)
+}
+
+// cutSegment truncates s before the batch holding offset, makes it the active segment and
+// rebuilds its indexes the way Open does.
+func (l *Log) cutSegment(s *segment, offset int64) error {
+	size := s.size.Load()
+	pos, err := s.seek(s.index, offset, size)
+	if err != nil {
+		return err
+	}
+	if err := s.log.Truncate(pos); err != nil {
+		return fmt.Errorf("truncate segment %d to %d: %w", s.base, pos, err)
+	}
+	s.size.Store(pos)
+	_, err = l.recoverTail(s)
+	return err
+}
