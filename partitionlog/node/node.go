@@ -1,0 +1,313 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/partitionlog"
+	"github.com/strait-io/strait/routing"
+)
+
+// APIs is what a node serves. Produce and Fetch stop at the last versions that name
+// topics (v12): proxies translate topic ids. ListOffsets stops at v6 because later
+// versions add special timestamps (max timestamp, tiered offsets) the log does not track.
+var APIs = wire.APITable{
+	0:  {Min: 3, Max: 12}, // Produce: v3 is the first with v2 record batches
+	1:  {Min: 4, Max: 12}, // Fetch
+	2:  {Min: 1, Max: 6},  // ListOffsets
+	18: {Min: 0, Max: 4},  // ApiVersions
+	23: {Min: 0, Max: 4},  // OffsetForLeaderEpoch
+}
+
+// View is the routing metadata the node reads; *routing.Cache satisfies it.
+type View interface {
+	Snapshot() *routing.Snapshot
+	Changed() <-chan struct{}
+}
+
+// Config configures a node.
+type Config struct {
+	ID      int32
+	DataDir string
+	Hooks   partitionlog.Hooks
+}
+
+// Server holds this node's partitions and answers Kafka requests for them.
+type Server struct {
+	cfg      Config
+	view     View
+	logger   *slog.Logger
+	appended broadcast
+
+	mu struct {
+		sync.Mutex
+		partitions map[partitionKey]*replica
+		closed     bool
+	}
+}
+
+type partitionKey struct {
+	topic string
+	index int32
+}
+
+// replica is one partition this node holds.
+type replica struct {
+	topicID routing.TopicID
+	log     *partitionlog.Log
+}
+
+// New returns a node server; call Reconcile once before serving, then Run.
+func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("node %d: create data dir: %w", cfg.ID, err)
+	}
+	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID)}
+	s.mu.partitions = make(map[partitionKey]*replica)
+	return s, nil
+}
+
+// ServeKafka implements wire.Handler.
+func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+	switch body := req.Body.(type) {
+	case *kmsg.ProduceRequest:
+		return s.produce(ctx, body)
+	case *kmsg.FetchRequest:
+		return s.fetch(ctx, body), nil
+	case *kmsg.ListOffsetsRequest:
+		return s.listOffsets(body), nil
+	case *kmsg.OffsetForLeaderEpochRequest:
+		return s.offsetForLeaderEpoch(body), nil
+	case *kmsg.ApiVersionsRequest:
+		return APIs.ApiVersionsResponse(), nil
+	}
+	return nil, fmt.Errorf("node %d: no handler for %s", s.cfg.ID, kmsg.NameForKey(req.Header.Key))
+}
+
+// Run reconciles local partitions with the routing metadata until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	for {
+		changed := s.view.Changed()
+		if err := s.Reconcile(); err != nil {
+			s.logger.Error("reconciling partitions failed; will retry on the next metadata change", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// Reconcile opens every partition the metadata places here, and closes and deletes
+// every local partition it no longer does (its topic was deleted or moved).
+func (s *Server) Reconcile() error {
+	snap := s.view.Snapshot()
+	var errs []error
+	for key, r := range s.openPartitions() {
+		if !s.assigned(snap, key, r.topicID) {
+			errs = append(errs, s.remove(key))
+		}
+	}
+	for _, name := range snap.TopicNames() {
+		t := snap.Topics[name]
+		for _, p := range t.Partitions {
+			if p.HasReplica(s.cfg.ID) {
+				_, err := s.partition(t, p.Index)
+				errs = append(errs, err)
+			}
+		}
+	}
+	errs = append(errs, s.removeStrayDirs(snap))
+	return errors.Join(errs...)
+}
+
+// Close closes every partition log.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.closed = true
+	var errs []error
+	for key, r := range s.mu.partitions {
+		errs = append(errs, r.log.Close())
+		delete(s.mu.partitions, key)
+	}
+	return errors.Join(errs...)
+}
+
+// lookup finds the partition a request names and checks this node leads it.
+func (s *Server) lookup(snap *routing.Snapshot, topic string, index int32) (*replica, routing.Partition, error) {
+	t, ok := snap.Topic(topic)
+	if !ok {
+		return nil, routing.Partition{}, errUnknownPartition
+	}
+	p, ok := snap.Partition(topic, index)
+	if !ok {
+		return nil, routing.Partition{}, errUnknownPartition
+	}
+	if p.Leader != s.cfg.ID {
+		return nil, p, errNotLeader
+	}
+	r, err := s.partition(t, index)
+	return r, p, err
+}
+
+// partition returns the open replica, opening its log first if needed.
+func (s *Server) partition(t *routing.Topic, index int32) (*replica, error) {
+	key := partitionKey{t.Name, index}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, partitionlog.ErrClosed
+	}
+	if r, ok := s.mu.partitions[key]; ok && r.topicID == t.ID {
+		return r, nil
+	}
+	dir := s.dir(key)
+	if err := claimDir(dir, t.ID); err != nil {
+		return nil, err
+	}
+	log, err := partitionlog.Open(dir, logConfig(t), s.cfg.Hooks, s.logger.With("topic", t.Name, "partition", index))
+	if err != nil {
+		return nil, fmt.Errorf("node %d: open %s: %w", s.cfg.ID, dir, err)
+	}
+	r := &replica{topicID: t.ID, log: log}
+	s.mu.partitions[key] = r
+	return r, nil
+}
+
+func (s *Server) openPartitions() map[partitionKey]*replica {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[partitionKey]*replica, len(s.mu.partitions))
+	for k, r := range s.mu.partitions {
+		out[k] = r
+	}
+	return out
+}
+
+func (s *Server) assigned(snap *routing.Snapshot, key partitionKey, id routing.TopicID) bool {
+	t, ok := snap.Topic(key.topic)
+	if !ok || t.ID != id {
+		return false
+	}
+	p, ok := snap.Partition(key.topic, key.index)
+	return ok && p.HasReplica(s.cfg.ID)
+}
+
+// remove closes a partition and deletes its directory.
+func (s *Server) remove(key partitionKey) error {
+	s.mu.Lock()
+	r, ok := s.mu.partitions[key]
+	delete(s.mu.partitions, key)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	err := r.log.Close()
+	s.logger.Info("removing partition no longer placed on this node", "topic", key.topic, "partition", key.index)
+	return errors.Join(err, os.RemoveAll(s.dir(key)))
+}
+
+// removeStrayDirs deletes partition directories of topics that no longer exist, such as
+// those deleted while this node was down.
+func (s *Server) removeStrayDirs(snap *routing.Snapshot) error {
+	entries, err := os.ReadDir(s.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("node %d: list data dir: %w", s.cfg.ID, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		key, ok := parseDirName(e.Name())
+		if !e.IsDir() || !ok {
+			continue
+		}
+		if p, ok := snap.Partition(key.topic, key.index); ok && p.HasReplica(s.cfg.ID) {
+			continue
+		}
+		s.logger.Info("removing data of a partition not placed on this node", "dir", e.Name())
+		errs = append(errs, os.RemoveAll(filepath.Join(s.cfg.DataDir, e.Name())))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) dir(key partitionKey) string {
+	return filepath.Join(s.cfg.DataDir, fmt.Sprintf("%s-%d", key.topic, key.index))
+}
+
+func parseDirName(name string) (partitionKey, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return partitionKey{}, false
+	}
+	n, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || n < 0 {
+		return partitionKey{}, false
+	}
+	return partitionKey{name[:i], int32(n)}, true
+}
+
+// claimDir makes sure dir holds data of topic id, not of an earlier topic of the same
+// name that was deleted and recreated while this node was away.
+func claimDir(dir string, id routing.TopicID) error {
+	marker := filepath.Join(dir, "partition.metadata")
+	want := "version: 0\ntopic_id: " + id.String() + "\n"
+	got, err := os.ReadFile(marker)
+	switch {
+	case err == nil && string(got) == want:
+		return nil
+	case err == nil:
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove data of an earlier topic in %s: %w", dir, err)
+		}
+	case !os.IsNotExist(err):
+		return fmt.Errorf("read %s: %w", marker, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return os.WriteFile(marker, []byte(want), 0o644)
+}
+
+func logConfig(t *routing.Topic) partitionlog.Config {
+	return partitionlog.Config{
+		SegmentBytes:       t.ConfigInt("segment.bytes"),
+		MaxMessageBytes:    int32(t.ConfigInt("max.message.bytes")),
+		IndexIntervalBytes: int32(t.ConfigInt("index.interval.bytes")),
+	}
+}
+
+// broadcast wakes every waiter at once: long-poll fetches wait for the next append.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel closed at the next notify.
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}

@@ -1,0 +1,115 @@
+package proxy
+
+// Fetch, versions 4 to 18.
+//
+// v13+ name topics by id (KIP-516); the proxy resolves ids and forwards by name at v12.
+// Long polls (MaxWaitMillis, MinBytes) are honoured by the nodes.
+//
+// Differences from Kafka:
+//   - Fetch sessions (KIP-227) end here, and the proxy does not create them: it answers
+//     SessionID 0, which tells clients to keep sending full fetch requests. A request
+//     naming a session it never created gets FETCH_SESSION_ID_NOT_FOUND, after which
+//     clients start over.
+//   - When a request spans several nodes, the proxy waits for every node's long poll, so
+//     data on one node may wait up to MaxWaitMillis for a quiet node. One node per
+//     request is the common case in a sidecar.
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if req.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, nil
+	}
+	byID := req.Version >= 13
+	snap := p.view.Snapshot()
+	slots := make(map[topicPartition]*kmsg.FetchResponseTopicPartition)
+	perNode := make(map[int32]kmsg.Request)
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		name, err := topicName(snap, rt.Topic, rt.TopicID, byID)
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			r, rerr := route{}, err
+			if rerr == nil {
+				r, rerr = routeTo(snap, name, rp.Partition)
+			}
+			if rerr != nil {
+				sp.ErrorCode = partitionErrorCode(rerr)
+				continue
+			}
+			slots[topicPartition{name, rp.Partition}] = sp
+			addFetchPartition(perNode, r.node, req, name, rp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.MaxWaitMillis)*time.Millisecond+30*time.Second)
+	defer cancel()
+	for node, a := range p.sendAll(ctx, snap, perNode) {
+		mergeFetch(slots, perNode[node].(*kmsg.FetchRequest), a)
+	}
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if sp := &resp.Topics[i].Partitions[j]; sp.RecordBatches == nil {
+				// Encoded as null otherwise; librdkafka rejects a null record set.
+				sp.RecordBatches = []byte{}
+			}
+		}
+	}
+	return resp, nil
+}
+
+// addFetchPartition adds one partition to the request for its leader node.
+func addFetchPartition(perNode map[int32]kmsg.Request, node int32, req *kmsg.FetchRequest, topic string, rp kmsg.FetchRequestTopicPartition) {
+	sub, ok := perNode[node].(*kmsg.FetchRequest)
+	if !ok {
+		sub = kmsg.NewPtrFetchRequest()
+		sub.Version = 12
+		sub.ReplicaID = -1
+		sub.MaxWaitMillis, sub.MinBytes, sub.MaxBytes = req.MaxWaitMillis, req.MinBytes, req.MaxBytes
+		sub.IsolationLevel = req.IsolationLevel
+		sub.SessionEpoch = -1 // sessionless: the node sees full fetches only
+		sub.Rack = req.Rack
+		perNode[node] = sub
+	}
+	if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != topic {
+		st := kmsg.NewFetchRequestTopic()
+		st.Topic = topic
+		sub.Topics = append(sub.Topics, st)
+	}
+	st := &sub.Topics[len(sub.Topics)-1]
+	sp := kmsg.NewFetchRequestTopicPartition()
+	sp.Partition, sp.FetchOffset, sp.PartitionMaxBytes = rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes
+	sp.CurrentLeaderEpoch, sp.LastFetchedEpoch, sp.LogStartOffset = rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.LogStartOffset
+	st.Partitions = append(st.Partitions, sp)
+}
+
+func mergeFetch(slots map[topicPartition]*kmsg.FetchResponseTopicPartition, sent *kmsg.FetchRequest, a nodeAnswer) {
+	if a.err != nil {
+		for _, t := range sent.Topics {
+			for _, part := range t.Partitions {
+				slots[topicPartition{t.Topic, part.Partition}].ErrorCode = partitionErrorCode(a.err)
+			}
+		}
+		return
+	}
+	for _, t := range a.resp.(*kmsg.FetchResponse).Topics {
+		for _, part := range t.Partitions {
+			if sp, ok := slots[topicPartition{t.Topic, part.Partition}]; ok {
+				*sp = part
+			}
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package proxy
+
+// Metadata, versions 0 to 13.
+//
+// The proxy lists itself as the only broker and the leader of every partition (forward
+// mode): clients send everything here and the proxy forwards to the real leader node.
+// Replicas and ISR are the real node ids, so admin tools see the true replication.
+// Topics may be named by id from v10 (KIP-516). Unknown topics are created when both
+// the client allows it (v4+, always before) and auto.create.topics.enable is on.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/routing"
+)
+
+func (p *Proxy) metadata(ctx context.Context, req *kmsg.MetadataRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	snap := p.view.Snapshot()
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if !all && p.cfg.AutoCreateTopics && (req.AllowAutoTopicCreation || req.Version < 4) {
+		snap = p.autoCreate(ctx, snap, metadataTopicNames(req))
+	}
+	id, host, port, rack := p.broker()
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: id, Host: host, Port: port, Rack: rack}}
+	resp.ClusterID = &snap.ClusterID
+	resp.ControllerID = id
+	if all {
+		for _, name := range snap.TopicNames() {
+			resp.Topics = append(resp.Topics, p.metadataTopic(snap.Topics[name]))
+		}
+		return resp, nil
+	}
+	for _, rt := range req.Topics {
+		resp.Topics = append(resp.Topics, p.requestedTopic(snap, rt))
+	}
+	return resp, nil
+}
+
+// requestedTopic describes one topic the client asked for by name or id.
+func (p *Proxy) requestedTopic(snap *routing.Snapshot, rt kmsg.MetadataRequestTopic) kmsg.MetadataResponseTopic {
+	var t *routing.Topic
+	var ok bool
+	if rt.Topic != nil {
+		t, ok = snap.Topic(*rt.Topic)
+	} else {
+		t, ok = snap.TopicByID(rt.TopicID)
+	}
+	if ok {
+		return p.metadataTopic(t)
+	}
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+	switch {
+	case rt.Topic == nil:
+		mt.ErrorCode = kerr.UnknownTopicID.Code
+	case routing.ValidateTopicName(*rt.Topic) != nil:
+		mt.ErrorCode = kerr.InvalidTopicException.Code
+	default:
+		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+	}
+	return mt
+}
+
+func (p *Proxy) metadataTopic(t *routing.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic, mt.TopicID = &name, t.ID
+	mt.IsInternal = routing.IsInternalTopic(t.Name)
+	for _, part := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = part.Index
+		mp.Leader = p.cfg.BrokerID
+		mp.LeaderEpoch = part.LeaderEpoch
+		mp.Replicas, mp.ISR = part.Replicas, part.ISR
+		if part.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			mp.Leader = -1
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// autoCreate creates the valid, unknown topics among names with the default partition
+// count and replication factor, and returns a snapshot that includes them.
+func (p *Proxy) autoCreate(ctx context.Context, snap *routing.Snapshot, names []string) *routing.Snapshot {
+	created := false
+	for _, name := range names {
+		if _, ok := snap.Topic(name); ok || routing.ValidateTopicName(name) != nil || routing.IsInternalTopic(name) {
+			continue
+		}
+		_, err := p.controller.CreateTopic(ctx, routing.TopicSpec{Name: name})
+		switch {
+		case err == nil:
+			created = true
+		case errors.Is(err, routing.ErrTopicExists): // another request created it first
+			created = true
+		default:
+			p.logger.WarnContext(ctx, "auto-creating topic failed", "topic", name, "err", err)
+		}
+	}
+	if !created {
+		return snap
+	}
+	if err := p.view.Refresh(ctx); err != nil {
+		p.logger.WarnContext(ctx, "refreshing metadata after auto-creating topics failed", "err", err)
+	}
+	return p.view.Snapshot()
+}
+
+func metadataTopicNames(req *kmsg.MetadataRequest) []string {
+	var names []string
+	for _, t := range req.Topics {
+		if t.Topic != nil {
+			names = append(names, *t.Topic)
+		}
+	}
+	return names
+}

@@ -1,0 +1,48 @@
+package proxy
+
+// CreatePartitions, versions 0 to 3.
+//
+// Grows a topic; partitions are never removed. Explicit assignments place the new
+// partitions only, as in Kafka.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (p *Proxy) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	seen := make(map[string]int)
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	changed := false
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		if seen[rt.Topic] > 1 {
+			st.ErrorCode = kerr.InvalidRequest.Code
+			st.ErrorMessage = kmsg.StringPtr("topic " + rt.Topic + " appears more than once in the request")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		var assignment [][]int32
+		for _, a := range rt.Assignment {
+			assignment = append(assignment, a.Replicas)
+		}
+		if err := p.controller.CreatePartitions(ctx, rt.Topic, rt.Count, assignment, req.ValidateOnly); err != nil {
+			st.ErrorCode, st.ErrorMessage = adminErrorCode(err), errorMessage(err)
+		} else {
+			changed = changed || !req.ValidateOnly
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if changed {
+		if err := p.view.Refresh(ctx); err != nil {
+			p.logger.WarnContext(ctx, "refreshing metadata after creating partitions failed", "err", err)
+		}
+	}
+	return resp, nil
+}

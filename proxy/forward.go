@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/routing"
+)
+
+var (
+	errUnknownTopic   = errors.New("unknown topic or partition")
+	errUnknownTopicID = errors.New("unknown topic id")
+	errNoLeader       = errors.New("partition has no available leader")
+)
+
+// route is where one requested partition goes: the node leading it now.
+type route struct {
+	node        int32
+	leaderEpoch int32
+}
+
+// routeTo finds the leader node of a partition in the snapshot.
+func routeTo(snap *routing.Snapshot, topic string, partition int32) (route, error) {
+	p, ok := snap.Partition(topic, partition)
+	if !ok {
+		return route{}, errUnknownTopic
+	}
+	if _, ok := snap.Nodes[p.Leader]; !ok {
+		return route{}, errNoLeader
+	}
+	return route{node: p.Leader, leaderEpoch: p.LeaderEpoch}, nil
+}
+
+// topicName resolves a topic named by id (request versions after KIP-516) or by name.
+func topicName(snap *routing.Snapshot, name string, id [16]byte, byID bool) (string, error) {
+	if !byID {
+		return name, nil
+	}
+	t, ok := snap.TopicByID(id)
+	if !ok {
+		return "", errUnknownTopicID
+	}
+	return t.Name, nil
+}
+
+// nodeAnswer is one node's response to its share of a client request.
+type nodeAnswer struct {
+	resp kmsg.Response
+	err  error
+}
+
+// sendAll sends each node its request concurrently and waits for every answer.
+func (p *Proxy) sendAll(ctx context.Context, snap *routing.Snapshot, reqs map[int32]kmsg.Request) map[int32]nodeAnswer {
+	answers := make(map[int32]nodeAnswer, len(reqs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, req := range reqs {
+		wg.Go(func() {
+			resp, err := p.send(ctx, snap, id, req)
+			mu.Lock()
+			answers[id] = nodeAnswer{resp, err}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return answers
+}
+
+func (p *Proxy) send(ctx context.Context, snap *routing.Snapshot, node int32, req kmsg.Request) (kmsg.Response, error) {
+	n, ok := snap.Nodes[node]
+	if !ok {
+		return nil, fmt.Errorf("node %d is not registered", node)
+	}
+	resp, err := p.nodes.Do(ctx, n.Addr, req)
+	if err != nil {
+		p.logger.WarnContext(ctx, "forwarding to node failed; clients will retry after refreshing metadata",
+			"node", node, "addr", n.Addr, "api", kmsg.NameForKey(req.Key()), "err", err)
+		return nil, fmt.Errorf("forward %s to node %d at %s: %w", kmsg.NameForKey(req.Key()), node, n.Addr, err)
+	}
+	return resp, nil
+}
+
+// partitionErrorCode maps routing failures and node transport failures to the Kafka
+// code a client acts on: retriable codes make clients refresh metadata and retry.
+func partitionErrorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, errUnknownTopicID):
+		return kerr.UnknownTopicID.Code
+	case errors.Is(err, errNoLeader):
+		return kerr.LeaderNotAvailable.Code
+	default: // the node could not be reached: it may have moved or be restarting
+		return kerr.NotLeaderForPartition.Code
+	}
+}
+
+// adminErrorCode maps the controller's refusals to Kafka codes.
+func adminErrorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, routing.ErrInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, routing.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, routing.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, routing.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, routing.ErrInvalidReplicationFactor), errors.Is(err, routing.ErrNoNodes):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, routing.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
+	case errors.Is(err, routing.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, routing.ErrConflict):
+		return kerr.NotController.Code // retriable: the client tries again on fresh state
+	default:
+		return kerr.UnknownServerError.Code
+	}
+}
+
+// errorMessage returns a pointer to err's text for responses' ErrorMessage fields.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/wire"
+)
+
+// handler serves one API over a range of versions.
+type handler struct {
+	versions wire.APIRange
+	serve    func(p *Proxy, ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+}
+
+// handlerTable is every API the proxy serves. Versions are those each file's header
+// explains; the wire server refuses others before a handler sees them.
+func handlerTable() map[int16]handler {
+	return map[int16]handler{
+		0:  {wire.APIRange{Min: 3, Max: 13}, typed((*Proxy).produce)},
+		1:  {wire.APIRange{Min: 4, Max: 18}, typed((*Proxy).fetch)},
+		2:  {wire.APIRange{Min: 1, Max: 6}, typed((*Proxy).listOffsets)},
+		3:  {wire.APIRange{Min: 0, Max: 13}, typed((*Proxy).metadata)},
+		18: {wire.APIRange{Min: 0, Max: 4}, typed((*Proxy).apiVersions)},
+		19: {wire.APIRange{Min: 0, Max: 7}, typed((*Proxy).createTopics)},
+		20: {wire.APIRange{Min: 0, Max: 6}, typed((*Proxy).deleteTopics)},
+		22: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).initProducerID)},
+		23: {wire.APIRange{Min: 2, Max: 4}, typed((*Proxy).offsetForLeaderEpoch)},
+		32: {wire.APIRange{Min: 0, Max: 4}, typed((*Proxy).describeConfigs)},
+		37: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).createPartitions)},
+		60: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).describeCluster)},
+	}
+}
+
+// APIs returns the table of API versions the proxy serves (for wire.Server.Versions).
+func APIs() wire.APITable {
+	t := make(wire.APITable)
+	for key, h := range handlerTable() {
+		t[key] = h.versions
+	}
+	return t
+}
+
+// typed adapts a handler of one concrete request type to the table's signature.
+func typed[R kmsg.Request](fn func(*Proxy, context.Context, R) (kmsg.Response, error)) func(*Proxy, context.Context, kmsg.Request) (kmsg.Response, error) {
+	return func(p *Proxy, ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+		return fn(p, ctx, req.(R))
+	}
+}

@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/routing"
+)
+
+// View is the routing metadata the proxy reads; *routing.Cache satisfies it.
+type View interface {
+	Snapshot() *routing.Snapshot
+	Refresh(ctx context.Context) error
+}
+
+// Config configures a proxy.
+type Config struct {
+	BrokerID         int32  // the broker id clients see for this proxy
+	AdvertisedAddr   string // host:port clients are told to connect to
+	Rack             string
+	AutoCreateTopics bool // create unknown topics on Metadata and Produce (auto.create.topics.enable)
+}
+
+// Proxy answers Kafka requests; it implements wire.Handler.
+type Proxy struct {
+	cfg         Config
+	host        string
+	port        int32
+	view        View
+	controller  *routing.Controller
+	producerIDs *producerIDs
+	nodes       *wire.Pool
+	logger      *slog.Logger
+	handlers    map[int16]handler
+}
+
+// New returns a proxy that forwards to nodes through a pool of out-of-order
+// connections, so a long-polling fetch never holds up a produce behind it.
+func New(cfg Config, view View, store routing.Store, controller *routing.Controller, logger *slog.Logger) (*Proxy, error) {
+	host, portText, err := net.SplitHostPort(cfg.AdvertisedAddr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: advertised address %q: %w", cfg.AdvertisedAddr, err)
+	}
+	port, err := strconv.ParseInt(portText, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: advertised port %q: %w", portText, err)
+	}
+	return &Proxy{
+		cfg:         cfg,
+		host:        host,
+		port:        int32(port),
+		view:        view,
+		controller:  controller,
+		producerIDs: newProducerIDs(store),
+		nodes:       wire.NewPool(wire.ClientOptions{ClientID: "strait-proxy", OutOfOrder: true, Logger: logger}),
+		logger:      logger,
+		handlers:    handlerTable(),
+	}, nil
+}
+
+// ServeKafka implements wire.Handler.
+func (p *Proxy) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+	h, ok := p.handlers[req.Header.Key]
+	if !ok {
+		return nil, fmt.Errorf("proxy: no handler for %s", kmsg.NameForKey(req.Header.Key))
+	}
+	return h.serve(p, ctx, req.Body)
+}
+
+// Close closes the connections to nodes.
+func (p *Proxy) Close() error { return p.nodes.Close() }
+
+// broker is this proxy as clients see it.
+func (p *Proxy) broker() (id int32, host string, port int32, rack *string) {
+	if p.cfg.Rack != "" {
+		rack = &p.cfg.Rack
+	}
+	return p.cfg.BrokerID, p.host, p.port, rack
+}
