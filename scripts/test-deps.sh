@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# test-deps.sh installs the programs the e2e tests run, when they are missing.
+# It is idempotent and quiet when everything is already present.
+#
+# Needed now:
+#   kcat                     (TestKcat)            Debian package: kcat
+# To add later (one line each in NEEDED below):
+#   redis-server             (Redis store, clusters) Debian package: redis-server
+#   python3 confluent_kafka  (client compatibility)  Debian package: python3-confluent-kafka
+set -euo pipefail
+
+# NEEDED lists "check-command|debian-package" pairs. A check command that exits 0
+# means the dependency is present.
+NEEDED=(
+	"command -v kcat|kcat"
+	# "command -v redis-server|redis-server"
+	# "python3 -c 'import confluent_kafka'|python3-confluent-kafka"
+)
+
+missing=()
+for entry in "${NEEDED[@]}"; do
+	check=${entry%%|*}
+	pkg=${entry##*|}
+	if ! bash -c "$check" >/dev/null 2>&1; then
+		missing+=("$pkg")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "test-deps: missing Debian packages: ${missing[*]}"
+
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: cannot install ${missing[*]}: apt-get not found (not a Debian-based system);" \
+		"install them with your package manager and run again" >&2
+	exit 1
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		sudo=(sudo)
+	else
+		echo "test-deps: cannot install ${missing[*]}: not root and sudo is not available;" \
+			"run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
+		exit 1
+	fi
+fi
+
+# apt's own output goes to a file, shown only when something fails.
+aptlog=$(mktemp)
+trap 'rm -f "$aptlog"' EXIT
+run_apt() {
+	echo "test-deps: running: ${sudo[*]:+${sudo[*]} }apt-get $*"
+	if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@" >"$aptlog" 2>&1; then
+		cat "$aptlog" >&2
+		echo "test-deps: apt-get $* failed; cannot install ${missing[*]}" >&2
+		exit 1
+	fi
+}
+run_apt update -q
+run_apt install -y -q --no-install-recommends "${missing[@]}"
+
+# Check again: a package can install without providing what we looked for.
+for entry in "${NEEDED[@]}"; do
+	check=${entry%%|*}
+	pkg=${entry##*|}
+	if ! bash -c "$check" >/dev/null 2>&1; then
+		echo "test-deps: installed $pkg but the check still fails: $check" >&2
+		exit 1
+	fi
+done
+echo "test-deps: installed ${missing[*]}"
