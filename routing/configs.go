@@ -12,6 +12,7 @@ import (
 type TopicConfig struct {
 	Name      string
 	Default   string
+	Type      string // Kafka's config type: "int", "long", "string", "list", ...
 	Doc       string
 	Sensitive bool
 	validate  func(string) error
@@ -21,17 +22,17 @@ type TopicConfig struct {
 // that does nothing would mislead the operator.
 var topicConfigs = []TopicConfig{
 	{
-		Name: "segment.bytes", Default: "1073741824",
+		Name: "segment.bytes", Default: "1073741824", Type: "int",
 		Doc:      "Roll the active segment once it reaches this size.",
 		validate: intRange(14, math.MaxInt32),
 	},
 	{
-		Name: "max.message.bytes", Default: "1048588",
+		Name: "max.message.bytes", Default: "1048588", Type: "int",
 		Doc:      "The largest record batch a producer may write.",
 		validate: intRange(0, math.MaxInt32),
 	},
 	{
-		Name: "index.interval.bytes", Default: "4096",
+		Name: "index.interval.bytes", Default: "4096", Type: "int",
 		Doc:      "Bytes of log between two entries of the sparse offset index.",
 		validate: intRange(0, math.MaxInt32),
 	},

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // MemStore is the in-process Store of `strait dev`. With a file path it persists every
@@ -31,6 +33,8 @@ type memState struct {
 	ClusterID      string            `json:"cluster_id"`
 	Topics         map[string]*Topic `json:"topics"`
 	Nodes          map[int32]Node    `json:"nodes"`
+	Proxies        map[int32]Proxy   `json:"proxies"`
+	Leases         map[string]Lease  `json:"leases"`
 	NextProducerID int64             `json:"next_producer_id"`
 }
 
@@ -38,7 +42,8 @@ type memState struct {
 func NewMemStore(path string) (*MemStore, error) {
 	s := &MemStore{path: path}
 	s.mu.subscribers = make(map[int]chan struct{})
-	s.mu.state = memState{ClusterID: newClusterID(), Topics: map[string]*Topic{}, Nodes: map[int32]Node{}}
+	s.mu.state = memState{ClusterID: newClusterID()}
+	s.mu.state.ensureMaps()
 	if path == "" {
 		return s, nil
 	}
@@ -52,13 +57,23 @@ func NewMemStore(path string) (*MemStore, error) {
 	if err := json.Unmarshal(b, &s.mu.state); err != nil {
 		return nil, fmt.Errorf("routing: metadata file %s is not valid JSON (restore it from a backup or remove it to start empty): %w", path, err)
 	}
-	if s.mu.state.Topics == nil {
-		s.mu.state.Topics = map[string]*Topic{}
-	}
-	if s.mu.state.Nodes == nil {
-		s.mu.state.Nodes = map[int32]Node{}
-	}
+	s.mu.state.ensureMaps()
 	return s, nil
+}
+
+func (st *memState) ensureMaps() {
+	if st.Topics == nil {
+		st.Topics = map[string]*Topic{}
+	}
+	if st.Nodes == nil {
+		st.Nodes = map[int32]Node{}
+	}
+	if st.Proxies == nil {
+		st.Proxies = map[int32]Proxy{}
+	}
+	if st.Leases == nil {
+		st.Leases = map[string]Lease{}
+	}
 }
 
 // Snapshot implements Store.
@@ -77,7 +92,10 @@ func (s *MemStore) Snapshot(context.Context) (*Snapshot, error) {
 	for _, n := range st.Nodes {
 		nodes = append(nodes, n)
 	}
-	return newSnapshot(st.Version, st.ClusterID, topics, nodes), nil
+	snap := newSnapshot(st.Version, st.ClusterID, topics, nodes)
+	snap.Proxies = maps.Clone(st.Proxies)
+	snap.Leases = maps.Clone(st.Leases)
+	return snap, nil
 }
 
 // Subscribe implements Store.
@@ -144,6 +162,40 @@ func (s *MemStore) RegisterNode(_ context.Context, n Node) error {
 	})
 }
 
+// RegisterProxy implements Store.
+func (s *MemStore) RegisterProxy(_ context.Context, p Proxy) error {
+	return s.change(func(st *memState) error {
+		st.Proxies[p.ID] = p
+		return nil
+	})
+}
+
+// AcquireLease implements Store. A renewal by the holder changes only the expiry,
+// which readers do not act on, so it neither bumps the version nor notifies.
+func (s *MemStore) AcquireLease(_ context.Context, name, holder string, ttl time.Duration) (Lease, error) {
+	now := time.Now()
+	s.mu.Lock()
+	cur, ok := s.mu.state.Leases[name]
+	if ok && cur.Holder == holder {
+		cur.ExpiresAt = now.Add(ttl)
+		s.mu.state.Leases[name] = cur
+		s.mu.Unlock()
+		return cur, nil
+	}
+	s.mu.Unlock()
+	var got Lease
+	err := s.change(func(st *memState) error {
+		cur, ok := st.Leases[name]
+		if ok && cur.Holder != holder && now.Before(cur.ExpiresAt) {
+			return fmt.Errorf("routing: lease %q: held by %q until %s: %w", name, cur.Holder, cur.ExpiresAt.Format(time.RFC3339), ErrLeaseHeld)
+		}
+		got = Lease{Holder: holder, Token: cur.Token + 1, ExpiresAt: now.Add(ttl)}
+		st.Leases[name] = got
+		return nil
+	})
+	return got, err
+}
+
 // AllocateProducerIDs implements Store.
 func (s *MemStore) AllocateProducerIDs(_ context.Context, count int64) (int64, error) {
 	var first int64
@@ -177,10 +229,9 @@ func (s *MemStore) change(fn func(*memState) error) error {
 	for k, v := range old.Topics {
 		next.Topics[k] = v
 	}
-	next.Nodes = make(map[int32]Node, len(old.Nodes))
-	for k, v := range old.Nodes {
-		next.Nodes[k] = v
-	}
+	next.Nodes = maps.Clone(old.Nodes)
+	next.Proxies = maps.Clone(old.Proxies)
+	next.Leases = maps.Clone(old.Leases)
 	if err := fn(&next); err != nil {
 		return err
 	}

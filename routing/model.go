@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 )
 
 // TopicID is a topic's UUID (KIP-516). It outlives renames and tells a recreated topic
@@ -52,6 +53,22 @@ type Node struct {
 	Rack string `json:"rack,omitempty"`
 }
 
+// Proxy is a registered front-tier process: clients may be sent to it.
+type Proxy struct {
+	ID   int32  `json:"id"`
+	Addr string `json:"addr"` // host:port advertised to clients
+	Rack string `json:"rack,omitempty"`
+}
+
+// Lease gives one holder a role for a while: coordinating a __consumer_offsets
+// partition, say. Token grows with every change of holder, so a former holder's
+// writes can be fenced.
+type Lease struct {
+	Holder    string    `json:"holder"`
+	Token     int64     `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"` // as of the last change of holder; renewals extend it in the Store only
+}
+
 // Snapshot is an immutable view of the cluster metadata at one version.
 // Never modify a Snapshot or anything reachable from it.
 type Snapshot struct {
@@ -59,6 +76,8 @@ type Snapshot struct {
 	ClusterID string
 	Topics    map[string]*Topic
 	Nodes     map[int32]Node
+	Proxies   map[int32]Proxy
+	Leases    map[string]Lease
 
 	topicsByID map[TopicID]*Topic
 }

@@ -185,3 +185,29 @@ func TestCacheFollowsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A lease has one live holder; renewals keep the token, a takeover after expiry bumps it.
+func TestMemStoreLeases(t *testing.T) {
+	ctx := context.Background()
+	s, _ := NewMemStore("")
+	a, err := s.AcquireLease(ctx, "offsets/0", "proxy-a", 50*time.Millisecond)
+	if err != nil || a.Token != 1 {
+		t.Fatalf("first acquire = %+v, %v", a, err)
+	}
+	if _, err := s.AcquireLease(ctx, "offsets/0", "proxy-b", time.Second); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("acquire of a live lease = %v, want ErrLeaseHeld", err)
+	}
+	renewed, err := s.AcquireLease(ctx, "offsets/0", "proxy-a", 50*time.Millisecond)
+	if err != nil || renewed.Token != a.Token {
+		t.Fatalf("renewal = %+v, %v; want token %d", renewed, err, a.Token)
+	}
+	time.Sleep(60 * time.Millisecond)
+	b, err := s.AcquireLease(ctx, "offsets/0", "proxy-b", time.Second)
+	if err != nil || b.Token != a.Token+1 {
+		t.Fatalf("takeover after expiry = %+v, %v", b, err)
+	}
+	snap, _ := s.Snapshot(ctx)
+	if snap.Leases["offsets/0"].Holder != "proxy-b" {
+		t.Fatalf("snapshot lease = %+v", snap.Leases["offsets/0"])
+	}
+}

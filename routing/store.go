@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Errors a Store returns, wrapped with context; test them with errors.Is.
@@ -12,6 +13,8 @@ var (
 	// ErrConflict means a compare-and-set lost: the state it was based on has changed.
 	ErrConflict = errors.New("metadata changed concurrently")
 	ErrClosed   = errors.New("metadata store closed")
+	// ErrLeaseHeld means another holder has the lease and it has not expired.
+	ErrLeaseHeld = errors.New("lease held by another holder")
 )
 
 // Store keeps the cluster metadata. Every method that changes it bumps the version and
@@ -33,6 +36,11 @@ type Store interface {
 	AddPartitions(ctx context.Context, topic string, expectCount int, parts []Partition) error
 	// RegisterNode records a node and its address, replacing an earlier registration.
 	RegisterNode(ctx context.Context, n Node) error
+	// RegisterProxy records a proxy and its advertised address.
+	RegisterProxy(ctx context.Context, p Proxy) error
+	// AcquireLease gives holder the named lease for ttl if it is free, expired, or
+	// already holder's (a renewal, which keeps the token). Otherwise ErrLeaseHeld.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
 	// AllocateProducerIDs reserves count consecutive producer ids and returns the first.
 	// Ids are never handed out twice, even across restarts (Kafka's AllocateProducerIds).
 	AllocateProducerIDs(ctx context.Context, count int64) (first int64, err error)
