@@ -11,7 +11,7 @@ import (
 // handler serves one API over a range of versions.
 type handler struct {
 	versions wire.APIRange
-	serve    func(p *Proxy, ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+	serve    func(p *Proxy, ctx context.Context, req *wire.Request) (kmsg.Response, error)
 }
 
 // handlerTable is every API the proxy serves. Versions are those each file's header
@@ -30,6 +30,20 @@ func handlerTable() map[int16]handler {
 		32: {wire.APIRange{Min: 0, Max: 4}, typed((*Proxy).describeConfigs)},
 		37: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).createPartitions)},
 		60: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).describeCluster)},
+
+		8:  {wire.APIRange{Min: 0, Max: 9}, typed((*Proxy).offsetCommit)},
+		9:  {wire.APIRange{Min: 0, Max: 9}, typed((*Proxy).offsetFetch)},
+		10: {wire.APIRange{Min: 0, Max: 6}, typed((*Proxy).findCoordinator)},
+		11: {wire.APIRange{Min: 0, Max: 9}, withHeader((*Proxy).joinGroup)},
+		12: {wire.APIRange{Min: 0, Max: 4}, typed((*Proxy).heartbeat)},
+		13: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).leaveGroup)},
+		14: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).syncGroup)},
+		15: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).describeGroups)},
+		16: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).listGroups)},
+		42: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).deleteGroups)},
+		47: {wire.APIRange{Min: 0, Max: 0}, typed((*Proxy).offsetDelete)},
+		68: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).consumerGroupHeartbeat)},
+		69: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).consumerGroupDescribe)},
 	}
 }
 
@@ -43,8 +57,15 @@ func APIs() wire.APITable {
 }
 
 // typed adapts a handler of one concrete request type to the table's signature.
-func typed[R kmsg.Request](fn func(*Proxy, context.Context, R) (kmsg.Response, error)) func(*Proxy, context.Context, kmsg.Request) (kmsg.Response, error) {
-	return func(p *Proxy, ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-		return fn(p, ctx, req.(R))
+func typed[R kmsg.Request](fn func(*Proxy, context.Context, R) (kmsg.Response, error)) func(*Proxy, context.Context, *wire.Request) (kmsg.Response, error) {
+	return func(p *Proxy, ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+		return fn(p, ctx, req.Body.(R))
+	}
+}
+
+// withHeader is typed for handlers that also need the request header or peer.
+func withHeader[R kmsg.Request](fn func(*Proxy, context.Context, *wire.Request, R) (kmsg.Response, error)) func(*Proxy, context.Context, *wire.Request) (kmsg.Response, error) {
+	return func(p *Proxy, ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+		return fn(p, ctx, req, req.Body.(R))
 	}
 }

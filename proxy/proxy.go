@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/coordinator"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/routing"
 )
@@ -36,6 +38,8 @@ type Proxy struct {
 	controller  *routing.Controller
 	producerIDs *producerIDs
 	nodes       *wire.Pool
+	store       routing.Store
+	groups      atomic.Pointer[coordinator.Coordinator] // set by StartGroups
 	logger      *slog.Logger
 	handlers    map[int16]handler
 }
@@ -59,6 +63,7 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 		controller:  controller,
 		producerIDs: newProducerIDs(store),
 		nodes:       wire.NewPool(wire.ClientOptions{ClientID: "strait-proxy", OutOfOrder: true, Logger: logger}),
+		store:       store,
 		logger:      logger,
 		handlers:    handlerTable(),
 	}, nil
@@ -70,11 +75,17 @@ func (p *Proxy) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respons
 	if !ok {
 		return nil, fmt.Errorf("proxy: no handler for %s", kmsg.NameForKey(req.Header.Key))
 	}
-	return h.serve(p, ctx, req.Body)
+	return h.serve(p, ctx, req)
 }
 
-// Close closes the connections to nodes.
-func (p *Proxy) Close() error { return p.nodes.Close() }
+// Close stops the group coordinator, then closes the connections to nodes it writes
+// through.
+func (p *Proxy) Close() error {
+	if c := p.groups.Load(); c != nil {
+		c.Close()
+	}
+	return p.nodes.Close()
+}
 
 // broker is this proxy as clients see it.
 func (p *Proxy) broker() (id int32, host string, port int32, rack *string) {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/coordinator/classic"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/partitionlog"
@@ -35,6 +37,8 @@ type devConfig struct {
 	AutoCreateTopics  bool
 	DefaultPartitions int
 	MaxRequestBytes   int
+	OffsetsPartitions int           // offsets.topic.num.partitions
+	InitialRebalance  time.Duration // group.initial.rebalance.delay.ms
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -48,6 +52,8 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first use (auto.create.topics.enable)")
 	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection")
+	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 10, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
+	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -70,6 +76,10 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions)
 	case c.MaxRequestBytes < 1024:
 		return fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes)
+	case c.OffsetsPartitions < 1 || c.OffsetsPartitions > 1000:
+		return fmt.Errorf("--offsets-partitions %d: must be between 1 and 1000", c.OffsetsPartitions)
+	case c.InitialRebalance < 0:
+		return fmt.Errorf("--group-initial-rebalance-delay %s: must not be negative", c.InitialRebalance)
 	}
 	return nil
 }
@@ -187,7 +197,7 @@ func (d *dev) start(ctx context.Context, cfg devConfig) error {
 	if err := d.startNodes(ctx, cfg); err != nil {
 		return err
 	}
-	return d.startProxy(cfg)
+	return d.startProxy(ctx, cfg)
 }
 
 // startNodes registers every node at a fresh loopback port, recovers its partitions,
@@ -248,7 +258,7 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32, ln net.Lis
 	return &devNode{server: srv, wire: ws}, nil
 }
 
-func (d *dev) startProxy(cfg devConfig) error {
+func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 	controller := routing.NewController(d.store, routing.ControllerConfig{DefaultPartitions: int32(cfg.DefaultPartitions)}, d.logger)
 	p, err := proxy.New(proxy.Config{
 		BrokerID:         0,
@@ -259,6 +269,21 @@ func (d *dev) startProxy(cfg devConfig) error {
 		return err
 	}
 	d.proxy = p
+	if err := d.store.RegisterProxy(ctx, routing.Proxy{ID: 0, Addr: cfg.Advertise}); err != nil {
+		return err
+	}
+	delay := cfg.InitialRebalance
+	if delay == 0 {
+		delay = -1 // classic.Config reads zero as "Kafka's default"; the flag's 0 means none
+	}
+	groups := coordinator.Config{
+		Partitions: int32(cfg.OffsetsPartitions),
+		Classic:    classic.Config{InitialRebalanceDelay: delay},
+	}
+	if err := p.StartGroups(ctx, groups); err != nil {
+		return fmt.Errorf("start consumer groups: %w", err)
+	}
+	d.admin.AddCheck(observability.ReadinessCheck{Name: "groups", Check: func(context.Context) error { return p.GroupsLoaded() }})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)

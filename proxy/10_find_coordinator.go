@@ -1,0 +1,62 @@
+package proxy
+
+// FindCoordinator, versions 0 to 6.
+//
+// A group's coordinator is the proxy holding the lease of its __consumer_offsets
+// partition (abs(hash(group)) % partitions, as Kafka computes it). v4+ batch keys.
+//
+// Differences from Kafka: transaction and share coordinators do not exist yet;
+// asking for one gets COORDINATOR_NOT_AVAILABLE with a message that says so.
+
+import (
+	"context"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (p *Proxy) findCoordinator(_ context.Context, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	for _, key := range keys {
+		resp.Coordinators = append(resp.Coordinators, p.findOne(req.CoordinatorType, key))
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
+	}
+	return resp, nil
+}
+
+func (p *Proxy) findOne(kind int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+	c := kmsg.NewFindCoordinatorResponseCoordinator()
+	c.Key, c.NodeID = key, -1
+	switch {
+	case kind != 0:
+		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		c.ErrorMessage = kmsg.StringPtr("Strait has no transaction or share coordinators yet")
+		return c
+	case key == "":
+		c.ErrorCode = kerr.InvalidGroupID.Code
+		return c
+	}
+	owner, code := p.coordinatorOf(key)
+	if code != 0 {
+		c.ErrorCode = code
+		return c
+	}
+	host, port, err := net.SplitHostPort(owner.Addr)
+	n, perr := strconv.ParseInt(port, 10, 32)
+	if err != nil || perr != nil {
+		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return c
+	}
+	c.NodeID, c.Host, c.Port = owner.ID, host, int32(n)
+	return c
+}

@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/routing"
+)
+
+// coordinatorLeaseTTL bounds how long a dead proxy keeps its groups unreachable.
+const coordinatorLeaseTTL = 15 * time.Second
+
+// StartGroups makes sure __consumer_offsets exists, then keeps the leases of its
+// partitions that this proxy coordinates, loading each partition it wins and
+// unloading any it loses. It returns once the topic exists; the lease loop runs
+// until ctx ends.
+func (p *Proxy) StartGroups(ctx context.Context, cfg coordinator.Config) error {
+	partitions, err := p.ensureOffsetsTopic(ctx, cfg.Partitions)
+	if err != nil {
+		return err
+	}
+	cfg.Partitions = partitions
+	c, err := coordinator.New(cfg, offsetsLog{p}, p.view, p.logger.With("component", "coordinator"))
+	if err != nil {
+		return err
+	}
+	p.groups.Store(c)
+	p.keepLeases(ctx, c, partitions)
+	go func() {
+		ticker := time.NewTicker(coordinatorLeaseTTL / 3)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				c.Close()
+				return
+			case <-ticker.C:
+				p.keepLeases(ctx, c, partitions)
+			}
+		}
+	}()
+	return nil
+}
+
+// ensureOffsetsTopic creates __consumer_offsets if missing and returns its partition
+// count: an existing topic keeps its count, since groups hash onto it.
+func (p *Proxy) ensureOffsetsTopic(ctx context.Context, partitions int32) (int32, error) {
+	_, err := p.controller.CreateTopic(ctx, routing.TopicSpec{Name: coordinator.OffsetsTopic, Partitions: partitions})
+	if err != nil && !errors.Is(err, routing.ErrTopicExists) {
+		return 0, fmt.Errorf("create %s: %w", coordinator.OffsetsTopic, err)
+	}
+	if err := p.view.Refresh(ctx); err != nil {
+		return 0, err
+	}
+	t, ok := p.view.Snapshot().Topic(coordinator.OffsetsTopic)
+	if !ok {
+		return 0, fmt.Errorf("%s is missing right after it was created", coordinator.OffsetsTopic)
+	}
+	return int32(len(t.Partitions)), nil
+}
+
+// keepLeases renews or takes each partition's coordinator lease.
+func (p *Proxy) keepLeases(ctx context.Context, c *coordinator.Coordinator, partitions int32) {
+	for i := range partitions {
+		_, err := p.store.AcquireLease(ctx, coordinatorLeaseName(i), p.holder(), coordinatorLeaseTTL)
+		switch {
+		case err == nil:
+			c.Load(i)
+		case errors.Is(err, routing.ErrLeaseHeld):
+			c.Unload(i)
+		default:
+			p.logger.Warn("cannot renew a coordinator lease; keeping the partition while the lease lasts", "partition", i, "err", err)
+		}
+	}
+}
+
+func coordinatorLeaseName(partition int32) string {
+	return "coordinator/" + coordinator.OffsetsTopic + "/" + strconv.Itoa(int(partition))
+}
+
+func (p *Proxy) holder() string { return "proxy-" + strconv.Itoa(int(p.cfg.BrokerID)) }
+
+// coordinatorOf returns the proxy that coordinates group: the holder of its
+// partition's lease.
+func (p *Proxy) coordinatorOf(group string) (routing.Proxy, int16) {
+	c := p.groups.Load()
+	if c == nil {
+		return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
+	}
+	snap := p.view.Snapshot()
+	lease, ok := snap.Leases[coordinatorLeaseName(c.Partition(group))]
+	if !ok {
+		return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
+	}
+	if lease.Holder == p.holder() {
+		return routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr}, 0
+	}
+	for _, other := range snap.Proxies {
+		if "proxy-"+strconv.Itoa(int(other.ID)) == lease.Holder {
+			return other, 0
+		}
+	}
+	return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
+}
+
+// coord returns the coordinator; group requests before StartGroups are a wiring bug,
+// answered by closing the connection with a log line.
+func (p *Proxy) coord() (*coordinator.Coordinator, error) {
+	c := p.groups.Load()
+	if c == nil {
+		return nil, errors.New("proxy: consumer groups are not started (StartGroups was not called)")
+	}
+	return c, nil
+}
+
+// offsetsLog reads and writes __consumer_offsets through the forwarding path, so
+// group state is stored and replicated like any partition.
+type offsetsLog struct{ p *Proxy }
+
+func (l offsetsLog) Append(ctx context.Context, partition int32, batch []byte) error {
+	snap := l.p.view.Snapshot()
+	r, err := routeTo(snap, coordinator.OffsetsTopic, partition)
+	if err != nil {
+		return err
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 12, -1, 30_000
+	t := kmsg.NewProduceRequestTopic()
+	t.Topic = coordinator.OffsetsTopic
+	t.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: partition, Records: batch}}
+	req.Topics = []kmsg.ProduceRequestTopic{t}
+	resp, err := l.p.send(ctx, snap, r.node, req)
+	if err != nil {
+		return err
+	}
+	code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+	return kerr.ErrorForCode(code)
+}
+
+func (l offsetsLog) Read(ctx context.Context, partition int32, offset int64, maxBytes int32) ([]byte, int64, error) {
+	snap := l.p.view.Snapshot()
+	r, err := routeTo(snap, coordinator.OffsetsTopic, partition)
+	if err != nil {
+		return nil, 0, err
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.ReplicaID, req.MaxBytes, req.SessionEpoch = 12, -1, maxBytes, -1
+	t := kmsg.NewFetchRequestTopic()
+	t.Topic = coordinator.OffsetsTopic
+	part := kmsg.NewFetchRequestTopicPartition()
+	part.Partition, part.FetchOffset, part.PartitionMaxBytes = partition, offset, maxBytes
+	t.Partitions = []kmsg.FetchRequestTopicPartition{part}
+	req.Topics = []kmsg.FetchRequestTopic{t}
+	resp, err := l.p.send(ctx, snap, r.node, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	got := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(got.ErrorCode); err != nil {
+		return nil, 0, err
+	}
+	return got.RecordBatches, got.HighWatermark, nil
+}
+
+// GroupsLoaded reports whether every partition this proxy coordinates has replayed
+// its groups (for readiness).
+func (p *Proxy) GroupsLoaded() error {
+	c, err := p.coord()
+	if err != nil {
+		return err
+	}
+	return c.Loaded()
+}
