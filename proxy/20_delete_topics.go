@@ -53,7 +53,7 @@ func deleteTopicName(snap *routing.Snapshot, rt kmsg.DeleteTopicsRequestTopic) (
 	}
 	t, ok := snap.TopicByID(rt.TopicID)
 	if !ok {
-		return "", routing.ErrUnknownTopic
+		return "", errUnknownTopicID
 	}
 	return t.Name, nil
 }

@@ -113,6 +113,8 @@ func adminErrorCode(err error) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, routing.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, errUnknownTopicID):
+		return kerr.UnknownTopicID.Code
 	case errors.Is(err, routing.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, routing.ErrInvalidReplicationFactor), errors.Is(err, routing.ErrNoNodes):

@@ -65,6 +65,9 @@ type partitionKey struct {
 type replica struct {
 	topicID routing.TopicID
 	log     *partitionlog.Log
+	// openedAt is the metadata version the replica was opened from: a reconcile
+	// working from an older snapshot must not take it for a partition to remove.
+	openedAt int64
 }
 
 // New returns a node server; call Reconcile once before serving, then Run.
@@ -116,14 +119,14 @@ func (s *Server) Reconcile() error {
 	var errs []error
 	for key, r := range s.openPartitions() {
 		if !s.assigned(snap, key, r.topicID) {
-			errs = append(errs, s.remove(key))
+			errs = append(errs, s.remove(key, snap.Version))
 		}
 	}
 	for _, name := range snap.TopicNames() {
 		t := snap.Topics[name]
 		for _, p := range t.Partitions {
 			if p.HasReplica(s.cfg.ID) {
-				_, err := s.partition(t, p.Index)
+				_, err := s.partition(t, p.Index, snap.Version)
 				errs = append(errs, err)
 			}
 		}
@@ -158,12 +161,13 @@ func (s *Server) lookup(snap *routing.Snapshot, topic string, index int32) (*rep
 	if p.Leader != s.cfg.ID {
 		return nil, p, errNotLeader
 	}
-	r, err := s.partition(t, index)
+	r, err := s.partition(t, index, snap.Version)
 	return r, p, err
 }
 
-// partition returns the open replica, opening its log first if needed.
-func (s *Server) partition(t *routing.Topic, index int32) (*replica, error) {
+// partition returns the open replica, opening its log first if needed; version is
+// that of the snapshot that placed it here.
+func (s *Server) partition(t *routing.Topic, index int32, version int64) (*replica, error) {
 	key := partitionKey{t.Name, index}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,7 +185,7 @@ func (s *Server) partition(t *routing.Topic, index int32) (*replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: open %s: %w", s.cfg.ID, dir, err)
 	}
-	r := &replica{topicID: t.ID, log: log}
+	r := &replica{topicID: t.ID, log: log, openedAt: version}
 	s.mu.partitions[key] = r
 	return r, nil
 }
@@ -205,23 +209,29 @@ func (s *Server) assigned(snap *routing.Snapshot, key partitionKey, id routing.T
 	return ok && p.HasReplica(s.cfg.ID)
 }
 
-// remove closes a partition and deletes its directory.
-func (s *Server) remove(key partitionKey) error {
+// remove closes a partition and deletes its directory, unless it was opened from
+// metadata newer than the snapshot (at version) that no longer lists it.
+func (s *Server) remove(key partitionKey, version int64) error {
 	s.mu.Lock()
 	r, ok := s.mu.partitions[key]
-	delete(s.mu.partitions, key)
-	s.mu.Unlock()
-	if !ok {
+	if !ok || r.openedAt > version {
+		s.mu.Unlock()
 		return nil
 	}
+	delete(s.mu.partitions, key)
+	s.mu.Unlock()
 	err := r.log.Close()
 	s.logger.Info("removing partition no longer placed on this node", "topic", key.topic, "partition", key.index)
 	return errors.Join(err, os.RemoveAll(s.dir(key)))
 }
 
 // removeStrayDirs deletes partition directories of topics that no longer exist, such as
-// those deleted while this node was down.
+// those deleted while this node was down. It holds s.mu so that no request opens a
+// partition in a directory while it is being judged stray; open partitions are never
+// stray (remove handles those).
 func (s *Server) removeStrayDirs(snap *routing.Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	entries, err := os.ReadDir(s.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("node %d: list data dir: %w", s.cfg.ID, err)
@@ -230,6 +240,9 @@ func (s *Server) removeStrayDirs(snap *routing.Snapshot) error {
 	for _, e := range entries {
 		key, ok := parseDirName(e.Name())
 		if !e.IsDir() || !ok {
+			continue
+		}
+		if _, open := s.mu.partitions[key]; open {
 			continue
 		}
 		if p, ok := snap.Partition(key.topic, key.index); ok && p.HasReplica(s.cfg.ID) {
