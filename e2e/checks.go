@@ -208,3 +208,92 @@ func sortedOffsets(m map[int32]int64) []string {
 	}
 	return out
 }
+
+// createTopic creates topic with the given number of partitions and
+// replication factor 1, failing the test on any error.
+func createTopic(t testing.TB, adm *kadm.Client, topic string, partitions int32, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v (%s)", topic, err, resp.ErrMessage)
+	}
+}
+
+// committedOffsets returns the offsets group has committed for topic, by
+// partition (OffsetFetch); partitions without a commit are left out.
+func committedOffsets(ctx context.Context, adm *kadm.Client, group, topic string) (map[int32]int64, error) {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	}
+	got := make(map[int32]int64)
+	for p, o := range offs[topic] {
+		if o.At >= 0 {
+			got[p] = o.At
+		}
+	}
+	return got, nil
+}
+
+// endOffsets returns the end offsets (high watermarks) of topic by
+// partition (ListOffsets).
+func endOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	offs, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	got := make(map[int32]int64)
+	offs.Each(func(o kadm.ListedOffset) { got[o.Partition] = o.Offset })
+	return got, nil
+}
+
+// checkCommittedAtEnd polls until group's committed offsets for every
+// partition of topic equal the partition's end offset (a group that has
+// consumed and committed everything has no lag), and fails the test if
+// that does not happen within timeout.
+func checkCommittedAtEnd(t testing.TB, adm *kadm.Client, group, topic string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var committed, end map[int32]int64
+	err := pollUntil(ctx, nil, func(ctx context.Context) error {
+		var err error
+		if end, err = endOffsets(ctx, adm, topic); err != nil {
+			return err
+		}
+		if committed, err = committedOffsets(ctx, adm, group, topic); err != nil {
+			return err
+		}
+		if len(end) == 0 {
+			return fmt.Errorf("topic %s has no partitions", topic)
+		}
+		for p, o := range end {
+			if c, ok := committed[p]; !ok || c != o {
+				return fmt.Errorf("partition %d: committed %v, end offset %d", p, committedString(committed, p), o)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("group %s on %s: committed offsets %v never equalled end offsets %v: %v",
+			group, topic, sortedOffsets(committed), sortedOffsets(end), err)
+	}
+}
+
+func committedString(m map[int32]int64, p int32) string {
+	if c, ok := m[p]; ok {
+		return fmt.Sprint(c)
+	}
+	return "nothing"
+}

@@ -3,10 +3,13 @@
 # It is idempotent and quiet when everything is already present.
 #
 # Needed now:
-#   kcat                     (TestKcat)            Debian package: kcat
+#   kcat                     (TestKcat, TestGroupKcatAndConfluentPython)
+#                                                   Debian package: kcat
+#   python3 confluent_kafka  (TestGroupKcatAndConfluentPython; run with
+#                             /usr/bin/python3 so Debian's packages are seen)
+#                                                   Debian package: python3-confluent-kafka
 # To add later (one line each in NEEDED below):
 #   redis-server             (Redis store, clusters) Debian package: redis-server
-#   python3 confluent_kafka  (client compatibility)  Debian package: python3-confluent-kafka
 set -euo pipefail
 
 # NEEDED lists "check-command|debian-package" pairs. A check command that exits 0
@@ -14,7 +17,7 @@ set -euo pipefail
 NEEDED=(
 	"command -v kcat|kcat"
 	# "command -v redis-server|redis-server"
-	# "python3 -c 'import confluent_kafka'|python3-confluent-kafka"
+	"/usr/bin/python3 -c 'import confluent_kafka'|python3-confluent-kafka"
 )
 
 missing=()
