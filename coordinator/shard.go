@@ -265,9 +265,15 @@ func (s *shard) trackEmpty(group string, empty bool, now time.Time) {
 	}
 }
 
-// expire tombstones offsets past retention and forgets groups left with nothing.
+// expire tombstones offsets past retention, then removes empty groups left with no
+// offsets, as Kafka's periodic group metadata cleanup does.
 func (s *shard) expire(now time.Time) {
 	s.noteEmpty(now)
+	s.expireOffsets(now)
+	s.removeEmptyGroups()
+}
+
+func (s *shard) expireOffsets(now time.Time) {
 	var kvs []offsets.KV
 	var expired []offsets.Record
 	for _, group := range s.table.Groups() {
@@ -292,6 +298,37 @@ func (s *shard) expire(now time.Time) {
 		s.table.Apply(r)
 	}
 	s.c.logger.Info("expired committed offsets", "partition", s.index, "offsets", len(expired))
+}
+
+// removeEmptyGroups forgets groups with no members and no committed offsets; a
+// classic group's metadata gets a tombstone so a replay forgets it too.
+func (s *shard) removeEmptyGroups() {
+	var kvs []offsets.KV
+	var gone []string
+	for id, g := range s.classic {
+		if st := g.State(); (st == "Empty" || st == "Dead") && len(s.table.Group(id)) == 0 {
+			key, value := offsets.GroupTombstone(id)
+			kvs = append(kvs, offsets.KV{Key: key, Value: value})
+			gone = append(gone, id)
+		}
+	}
+	if len(kvs) > 0 {
+		if err := s.write(kvs); err != nil {
+			s.c.logger.Warn("removing empty groups failed; will retry", "partition", s.index, "err", err)
+			return
+		}
+	}
+	for _, id := range gone {
+		s.classic[id].Delete()
+		delete(s.classic, id)
+		delete(s.emptySince, id)
+	}
+	for id, g := range s.consumer {
+		if g.Empty() && len(s.table.Group(id)) == 0 {
+			delete(s.consumer, id)
+			delete(s.emptySince, id)
+		}
+	}
 }
 
 // groupEmpty reports whether a group has no members (or no group object at all).
