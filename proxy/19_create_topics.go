@@ -53,11 +53,7 @@ func (p *Proxy) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if created {
-		if err := p.view.Refresh(ctx); err != nil {
-			p.logger.WarnContext(ctx, "refreshing metadata after creating topics failed", "err", err)
-		}
-	}
+	p.refreshAfter(ctx, created, "creating topics")
 	return resp, nil
 }
 

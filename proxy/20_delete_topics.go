@@ -39,11 +39,7 @@ func (p *Proxy) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if deleted {
-		if err := p.view.Refresh(ctx); err != nil {
-			p.logger.WarnContext(ctx, "refreshing metadata after deleting topics failed", "err", err)
-		}
-	}
+	p.refreshAfter(ctx, deleted, "deleting topics")
 	return resp, nil
 }
 

@@ -73,6 +73,10 @@ func configType(t string) kmsg.ConfigType {
 		return kmsg.ConfigTypeInt
 	case "long":
 		return kmsg.ConfigTypeLong
+	case "double":
+		return kmsg.ConfigTypeDouble
+	case "list":
+		return kmsg.ConfigTypeList
 	default:
 		return kmsg.ConfigTypeString
 	}

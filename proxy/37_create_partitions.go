@@ -39,10 +39,6 @@ func (p *Proxy) createPartitions(ctx context.Context, req *kmsg.CreatePartitions
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if changed {
-		if err := p.view.Refresh(ctx); err != nil {
-			p.logger.WarnContext(ctx, "refreshing metadata after creating partitions failed", "err", err)
-		}
-	}
+	p.refreshAfter(ctx, changed, "creating partitions")
 	return resp, nil
 }

@@ -138,3 +138,14 @@ func errorMessage(err error) *string {
 	s := err.Error()
 	return &s
 }
+
+// refreshAfter reloads the routing view after this proxy changed the metadata, so
+// the client's next request already sees the change.
+func (p *Proxy) refreshAfter(ctx context.Context, changed bool, what string) {
+	if !changed {
+		return
+	}
+	if err := p.view.Refresh(ctx); err != nil {
+		p.logger.WarnContext(ctx, "refreshing metadata after "+what+" failed", "err", err)
+	}
+}

@@ -25,10 +25,13 @@ func handlerTable() map[int16]handler {
 		18: {wire.APIRange{Min: 0, Max: 4}, typed((*Proxy).apiVersions)},
 		19: {wire.APIRange{Min: 0, Max: 7}, typed((*Proxy).createTopics)},
 		20: {wire.APIRange{Min: 0, Max: 6}, typed((*Proxy).deleteTopics)},
+		21: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).deleteRecords)},
 		22: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).initProducerID)},
 		23: {wire.APIRange{Min: 2, Max: 4}, typed((*Proxy).offsetForLeaderEpoch)},
 		32: {wire.APIRange{Min: 0, Max: 4}, typed((*Proxy).describeConfigs)},
+		33: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).alterConfigs)},
 		37: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).createPartitions)},
+		44: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).incrementalAlterConfigs)},
 		60: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).describeCluster)},
 
 		8:  {wire.APIRange{Min: 0, Max: 9}, typed((*Proxy).offsetCommit)},

@@ -3,8 +3,10 @@ package routing
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // TopicConfig describes one topic configuration Strait honours: its Kafka name,
@@ -12,35 +14,65 @@ import (
 type TopicConfig struct {
 	Name      string
 	Default   string
-	Type      string // Kafka's config type: "int", "long", "string", "list", ...
+	Type      string // Kafka's config type: "int", "long", "double", "string", "list", ...
 	Doc       string
 	Sensitive bool
 	validate  func(string) error
 }
 
-// topicConfigs lists only what partition logs act on today; accepting a setting
-// that does nothing would mislead the operator.
+// topicConfigs lists what Strait acts on, with Kafka's names and defaults. Accepting a
+// setting that does nothing would mislead the operator, so anything else is refused.
 var topicConfigs = []TopicConfig{
-	{
-		Name: "segment.bytes", Default: "1073741824", Type: "int",
-		Doc:      "Roll the active segment once it reaches this size.",
-		validate: intRange(14, math.MaxInt32),
-	},
-	{
-		Name: "max.message.bytes", Default: "1048588", Type: "int",
-		Doc:      "The largest record batch a producer may write.",
-		validate: intRange(0, math.MaxInt32),
-	},
-	{
-		Name: "index.interval.bytes", Default: "4096", Type: "int",
+	{Name: "cleanup.policy", Default: "delete", Type: "list",
+		Doc:      "delete: remove old segments by retention.ms and retention.bytes; compact: keep the latest record per key; or both.",
+		validate: cleanupPolicy},
+	{Name: "compression.type", Default: "producer", Type: "string",
+		Doc:      "Stored as given; Strait keeps batches as the producer compressed them and does not recompress.",
+		validate: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
+	{Name: "delete.retention.ms", Default: "86400000", Type: "long",
+		Doc:      "How long a compacted topic keeps tombstones after its segment was cleaned.",
+		validate: intRange(0, math.MaxInt64)},
+	{Name: "flush.messages", Default: "9223372036854775807", Type: "long",
+		Doc:      "Fsync the log after this many messages. The default never forces a flush: durability comes from replication.",
+		validate: intRange(1, math.MaxInt64)},
+	{Name: "flush.ms", Default: "9223372036854775807", Type: "long",
+		Doc:      "Fsync the log when this long has passed since the last flush. The default never forces one.",
+		validate: intRange(0, math.MaxInt64)},
+	{Name: "index.interval.bytes", Default: "4096", Type: "int",
 		Doc:      "Bytes of log between two entries of the sparse offset index.",
-		validate: intRange(0, math.MaxInt32),
-	},
+		validate: intRange(0, math.MaxInt32)},
+	{Name: "max.message.bytes", Default: "1048588", Type: "int",
+		Doc:      "The largest record batch a producer may write.",
+		validate: intRange(0, math.MaxInt32)},
+	{Name: "message.timestamp.type", Default: "CreateTime", Type: "string",
+		Doc:      "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the time they were appended.",
+		validate: oneOf("CreateTime", "LogAppendTime")},
+	{Name: "min.cleanable.dirty.ratio", Default: "0.5", Type: "double",
+		Doc:      "Compact a log once this fraction of it has not been compacted yet.",
+		validate: floatRange(0, 1)},
+	{Name: "min.compaction.lag.ms", Default: "0", Type: "long",
+		Doc:      "A record stays uncompacted for at least this long.",
+		validate: intRange(0, math.MaxInt64)},
+	{Name: "min.insync.replicas", Default: "1", Type: "int",
+		Doc:      "acks=all writes fail with NOT_ENOUGH_REPLICAS while fewer replicas are in sync.",
+		validate: intRange(1, math.MaxInt32)},
+	{Name: "retention.bytes", Default: "-1", Type: "long",
+		Doc:      "Delete the oldest segments while a partition is larger than this; -1 keeps everything.",
+		validate: intRange(-1, math.MaxInt64)},
+	{Name: "retention.ms", Default: "604800000", Type: "long",
+		Doc:      "Delete segments whose newest record is older than this; -1 keeps everything.",
+		validate: intRange(-1, math.MaxInt64)},
+	{Name: "segment.bytes", Default: "1073741824", Type: "int",
+		Doc:      "Roll the active segment once it reaches this size.",
+		validate: intRange(14, math.MaxInt32)},
+	{Name: "segment.ms", Default: "604800000", Type: "long",
+		Doc:      "Roll the active segment once its first record is this old, so retention can act on it.",
+		validate: intRange(1, math.MaxInt64)},
 }
 
 // TopicConfigs returns the topic configurations Strait honours, sorted by name.
 func TopicConfigs() []TopicConfig {
-	out := append([]TopicConfig(nil), topicConfigs...)
+	out := slices.Clone(topicConfigs)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
@@ -57,14 +89,27 @@ func LookupTopicConfig(name string) (TopicConfig, bool) {
 
 // ValidateTopicConfigs checks overrides; the error names the setting and what is wrong.
 func ValidateTopicConfigs(configs map[string]string) error {
-	for name, value := range configs {
-		c, ok := LookupTopicConfig(name)
-		if !ok {
-			return fmt.Errorf("config %q is unknown or not supported by Strait yet", name)
+	names := make([]string, 0, len(configs))
+	for name := range configs {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the first error reported does not depend on map order
+	for _, name := range names {
+		if err := ValidateTopicConfig(name, configs[name]); err != nil {
+			return err
 		}
-		if err := c.validate(value); err != nil {
-			return fmt.Errorf("config %s=%q: %w", name, value, err)
-		}
+	}
+	return nil
+}
+
+// ValidateTopicConfig checks one setting.
+func ValidateTopicConfig(name, value string) error {
+	c, ok := LookupTopicConfig(name)
+	if !ok {
+		return fmt.Errorf("config %q is unknown or not supported by Strait yet", name)
+	}
+	if err := c.validate(value); err != nil {
+		return fmt.Errorf("config %s=%q: %w", name, value, err)
 	}
 	return nil
 }
@@ -90,9 +135,32 @@ func (t *Topic) ConfigInt(name string) int64 {
 	return n
 }
 
+// ConfigFloat returns a floating-point configuration, as ConfigInt does.
+func (t *Topic) ConfigFloat(name string) float64 {
+	v, _ := t.ConfigValue(name)
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		c, _ := LookupTopicConfig(name)
+		f, _ = strconv.ParseFloat(c.Default, 64)
+	}
+	return f
+}
+
+// Compacted reports whether the topic's cleanup.policy includes compact.
+func (t *Topic) Compacted() bool {
+	v, _ := t.ConfigValue("cleanup.policy")
+	return slices.Contains(splitList(v), "compact")
+}
+
+// Deletes reports whether the topic's cleanup.policy includes delete (retention).
+func (t *Topic) Deletes() bool {
+	v, _ := t.ConfigValue("cleanup.policy")
+	return slices.Contains(splitList(v), "delete")
+}
+
 func intRange(lo, hi int64) func(string) error {
 	return func(v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil {
 			return fmt.Errorf("not an integer")
 		}
@@ -101,4 +169,49 @@ func intRange(lo, hi int64) func(string) error {
 		}
 		return nil
 	}
+}
+
+func floatRange(lo, hi float64) func(string) error {
+	return func(v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(f) {
+			return fmt.Errorf("not a number")
+		}
+		if f < lo || f > hi {
+			return fmt.Errorf("must be between %g and %g", lo, hi)
+		}
+		return nil
+	}
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(v string) error {
+		if slices.Contains(allowed, v) {
+			return nil
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func cleanupPolicy(v string) error {
+	items := splitList(v)
+	if len(items) == 0 {
+		return fmt.Errorf("must name delete, compact or both")
+	}
+	for _, item := range items {
+		if item != "delete" && item != "compact" {
+			return fmt.Errorf("%q is not a cleanup policy: use delete, compact or both", item)
+		}
+	}
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

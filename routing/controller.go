@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 )
 
@@ -245,5 +246,39 @@ func newPartition(index int32, replicas []int32) Partition {
 		Replicas: slices.Clone(replicas),
 		ISR:      slices.Clone(replicas),
 		Leader:   replicas[0],
+	}
+}
+
+// AlterTopicConfigs changes a topic's config overrides: edit gets a copy of the current
+// ones and returns the new set, which is validated as a whole. A change that races
+// another is retried on the fresh state (compare-and-set on the config version).
+func (c *Controller) AlterTopicConfigs(ctx context.Context, topic string, validateOnly bool, edit func(current map[string]string) (map[string]string, error)) error {
+	for attempt := 0; ; attempt++ {
+		snap, err := c.store.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		t, ok := snap.Topic(topic)
+		if !ok {
+			return fmt.Errorf("topic %q: %w", topic, ErrUnknownTopic)
+		}
+		next, err := edit(maps.Clone(t.Configs))
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if err := ValidateTopicConfigs(next); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if validateOnly {
+			return nil
+		}
+		err = c.store.SetTopicConfigs(ctx, topic, next, t.ConfigVersion)
+		if errors.Is(err, ErrConflict) && attempt < 10 {
+			continue
+		}
+		if err == nil {
+			c.logger.Info("changed topic configs", "topic", topic, "configs", next)
+		}
+		return err
 	}
 }

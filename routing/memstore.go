@@ -154,6 +154,24 @@ func (s *MemStore) AddPartitions(_ context.Context, topic string, expectCount in
 	})
 }
 
+// SetTopicConfigs implements Store.
+func (s *MemStore) SetTopicConfigs(_ context.Context, topic string, configs map[string]string, expectVersion int64) error {
+	return s.change(func(st *memState) error {
+		t, ok := st.Topics[topic]
+		if !ok {
+			return fmt.Errorf("routing: set configs of %q: %w", topic, ErrUnknownTopic)
+		}
+		if t.ConfigVersion != expectVersion {
+			return fmt.Errorf("routing: set configs of %q: config version is %d, not %d: %w", topic, t.ConfigVersion, expectVersion, ErrConflict)
+		}
+		c := t.clone()
+		c.Configs = maps.Clone(configs)
+		c.ConfigVersion++
+		st.Topics[topic] = c
+		return nil
+	})
+}
+
 // RegisterNode implements Store.
 func (s *MemStore) RegisterNode(_ context.Context, n Node) error {
 	return s.change(func(st *memState) error {

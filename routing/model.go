@@ -27,10 +27,13 @@ func (id TopicID) String() string { return hex.EncodeToString(id[:]) }
 
 // Topic is one topic: its identity, configuration overrides and partitions.
 type Topic struct {
-	Name       string            `json:"name"`
-	ID         TopicID           `json:"id"`
-	Configs    map[string]string `json:"configs,omitempty"` // overrides only; see TopicConfigs for defaults
-	Partitions []Partition       `json:"partitions"`        // indexed by partition number
+	Name    string            `json:"name"`
+	ID      TopicID           `json:"id"`
+	Configs map[string]string `json:"configs,omitempty"` // overrides only; see TopicConfigs for defaults
+	// ConfigVersion grows with every change of Configs, for compare-and-set updates
+	// and so nodes can tell when to re-apply them.
+	ConfigVersion int64       `json:"config_version,omitempty"`
+	Partitions    []Partition `json:"partitions"` // indexed by partition number
 }
 
 // Partition is the placement and leadership of one partition.

@@ -31,6 +31,9 @@ type Store interface {
 	CreateTopic(ctx context.Context, t Topic) error
 	// DeleteTopic removes a topic; ErrUnknownTopic if it does not exist.
 	DeleteTopic(ctx context.Context, name string) error
+	// SetTopicConfigs replaces a topic's config overrides if its ConfigVersion is still
+	// expectVersion (else ErrConflict), and bumps ConfigVersion.
+	SetTopicConfigs(ctx context.Context, topic string, configs map[string]string, expectVersion int64) error
 	// AddPartitions appends partitions to a topic that has exactly expectCount of them
 	// (else ErrConflict).
 	AddPartitions(ctx context.Context, topic string, expectCount int, parts []Partition) error

@@ -9,8 +9,9 @@ import (
 )
 
 var (
-	errUnknownPartition = errors.New("unknown topic or partition")
-	errNotLeader        = errors.New("this node does not lead the partition")
+	errUnknownPartition  = errors.New("unknown topic or partition")
+	errNotLeader         = errors.New("this node does not lead the partition")
+	errNotEnoughReplicas = errors.New("not enough in-sync replicas")
 )
 
 // errorCode maps what the node and its logs return to the Kafka error code for one
@@ -35,6 +36,8 @@ func errorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, partitionlog.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, errNotEnoughReplicas):
+		return kerr.NotEnoughReplicas.Code
 	case errors.Is(err, errFencedLeaderEpoch):
 		return kerr.FencedLeaderEpoch.Code
 	case errors.Is(err, errUnknownLeaderEpoch):

@@ -27,7 +27,7 @@ func (s *Server) produce(_ context.Context, req *kmsg.ProduceRequest) (kmsg.Resp
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			if !validAcks {
 				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
-			} else if err := s.produceOne(rt.Topic, rp.Partition, rp.Records, snap, &sp); err != nil {
+			} else if err := s.produceOne(rt.Topic, rp.Partition, rp.Records, req.Acks, snap, &sp); err != nil {
 				sp.ErrorCode = errorCode(err)
 				msg := err.Error()
 				sp.ErrorMessage = &msg
@@ -48,10 +48,13 @@ func (s *Server) produce(_ context.Context, req *kmsg.ProduceRequest) (kmsg.Resp
 	return resp, nil
 }
 
-func (s *Server) produceOne(topic string, index int32, records []byte, snap *routing.Snapshot, out *kmsg.ProduceResponseTopicPartition) error {
+func (s *Server) produceOne(topic string, index int32, records []byte, acks int16, snap *routing.Snapshot, out *kmsg.ProduceResponseTopicPartition) error {
 	r, p, err := s.lookup(snap, topic, index)
 	if err != nil {
 		return err
+	}
+	if minISR := snap.Topics[topic].ConfigInt("min.insync.replicas"); acks == -1 && int64(len(p.ISR)) < minISR {
+		return fmt.Errorf("%w: %s-%d has %d in-sync replicas, min.insync.replicas is %d", errNotEnoughReplicas, topic, index, len(p.ISR), minISR)
 	}
 	res, err := r.log.Append(records, p.LeaderEpoch)
 	if err != nil {
