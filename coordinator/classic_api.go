@@ -18,7 +18,7 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 		resp.Generation, resp.MemberID, resp.ErrorCode = -1, req.MemberID, code
 		return resp
 	}
-	s, code := c.shardFor(req.Group)
+	s, code := c.memberShard(req.Group)
 	if code != 0 {
 		return fail(code)
 	}
@@ -43,11 +43,12 @@ func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 		resp.ErrorCode = code
 		return resp
 	}
-	s, code := c.shardFor(req.Group)
+	s, code := c.memberShard(req.Group)
 	if code != 0 {
 		return fail(code)
 	}
-	resp, err := do(ctx, s, func(reply func(*kmsg.SyncGroupResponse)) {
+	retry := func() *kmsg.SyncGroupResponse { return fail(kerr.CoordinatorNotAvailable.Code) }
+	resp, err := doOr(ctx, s, retry, func(reply func(*kmsg.SyncGroupResponse)) {
 		g, ok := s.classic[req.Group]
 		if !ok {
 			reply(fail(kerr.UnknownMemberID.Code))
@@ -68,7 +69,7 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest)
 		resp.ErrorCode = code
 		return resp
 	}
-	s, code := c.shardFor(req.Group)
+	s, code := c.memberShard(req.Group)
 	if code != 0 {
 		return fail(code)
 	}
@@ -93,7 +94,7 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 		resp.ErrorCode = code
 		return resp
 	}
-	s, code := c.shardFor(req.Group)
+	s, code := c.memberShard(req.Group)
 	if code != 0 {
 		return fail(code)
 	}

@@ -18,7 +18,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 		resp.ErrorCode = code
 		return resp
 	}
-	s, code := c.shardFor(req.Group)
+	s, code := c.memberShard(req.Group)
 	if code != 0 {
 		return fail(code)
 	}

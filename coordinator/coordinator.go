@@ -150,9 +150,19 @@ var errNotCoordinator = errors.New("this proxy does not coordinate the group")
 // what a __consumer_offsets record can store (int16 string lengths).
 const maxGroupIDBytes = 4096
 
+// memberShard is shardFor for the membership APIs, which need a non-empty group id.
+// OffsetCommit, OffsetFetch, DescribeGroups and DeleteGroups accept "" as Kafka does,
+// for old clients.
+func (c *Coordinator) memberShard(group string) (*shard, int16) {
+	if group == "" {
+		return nil, kerr.InvalidGroupID.Code
+	}
+	return c.shardFor(group)
+}
+
 // shardFor returns the loaded shard of group, or the Kafka error code to answer.
 func (c *Coordinator) shardFor(group string) (*shard, int16) {
-	if group == "" || len(group) > maxGroupIDBytes {
+	if len(group) > maxGroupIDBytes {
 		return nil, kerr.InvalidGroupID.Code
 	}
 	c.mu.Lock()

@@ -243,7 +243,10 @@ func (s *shard) deleteOffsets(req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteR
 	}
 	subscribed := func(string) bool { return false }
 	if !s.groupEmpty(req.Group) {
-		subscribed = s.subscribedFunc(req.Group)
+		var known bool
+		if subscribed, known = s.subscribedFunc(req.Group); !known {
+			subscribed = func(string) bool { return true } // cannot tell: keep every offset
+		}
 	}
 	var kvs []offsets.KV
 	var deleted []offsets.Record

@@ -31,7 +31,8 @@ type shard struct {
 	table      *offsets.Table
 	emptySince map[string]time.Time // when each group last became empty, for retention
 	persist    []offsets.KV         // group records to write before the replies go out
-	replies    []func()
+	persisted  []string             // the groups whose records are in persist
+	replies    []pendingReply
 	timer      *time.Timer
 }
 
@@ -90,11 +91,30 @@ func (s *shard) safely(fn func()) {
 	fn()
 }
 
+// pendingReply is an answer held until the event's group records are written: send
+// delivers it, or failed (when set) delivers the answer for a failed write instead.
+type pendingReply struct {
+	send, failed func()
+}
+
 // do runs fn on the shard's goroutine and waits for the value fn hands to reply,
 // which may come in a later event (a JoinGroup waits for its rebalance).
 func do[T any](ctx context.Context, s *shard, fn func(reply func(T))) (T, error) {
+	return doOr(ctx, s, nil, fn)
+}
+
+// doOr is do for requests whose answer must not claim a state that was not stored:
+// if the group records of the event that answers them cannot be written, they get
+// onWriteFailure() instead (Kafka answers SyncGroup COORDINATOR_NOT_AVAILABLE then).
+func doOr[T any](ctx context.Context, s *shard, onWriteFailure func() T, fn func(reply func(T))) (T, error) {
 	ch := make(chan T, 1)
-	reply := func(v T) { s.replies = append(s.replies, func() { ch <- v }) }
+	reply := func(v T) {
+		r := pendingReply{send: func() { ch <- v }}
+		if onWriteFailure != nil {
+			r.failed = func() { ch <- onWriteFailure() }
+		}
+		s.replies = append(s.replies, r)
+	}
 	var zero T
 	select {
 	case s.inbox <- func() { fn(reply) }:
@@ -180,16 +200,27 @@ func (s *shard) sleep(d time.Duration) bool {
 // flush writes the group records the last event produced, then sends its replies,
 // so a member never hears of a generation that a restart could forget.
 func (s *shard) flush() {
+	failed := false
 	if len(s.persist) > 0 {
 		if err := s.write(s.persist); err != nil {
-			s.c.logger.Error("writing group metadata to __consumer_offsets failed; a coordinator restart may lose the latest generation", "partition", s.index, "err", err)
+			failed = true
+			s.c.logger.Error("writing group metadata to __consumer_offsets failed; the groups rebalance and members retry", "partition", s.index, "err", err)
+			for _, id := range s.persisted {
+				if g, ok := s.classic[id]; ok {
+					g.StoreFailed(time.Now())
+				}
+			}
 		}
-		s.persist = nil
+		s.persist, s.persisted = nil, nil
 	}
 	replies := s.replies
 	s.replies = nil
 	for _, r := range replies {
-		r()
+		if failed && r.failed != nil {
+			r.failed()
+		} else {
+			r.send()
+		}
 	}
 }
 
@@ -279,7 +310,11 @@ func (s *shard) expireOffsets(now time.Time) {
 	for _, group := range s.table.Groups() {
 		in := offsets.ExpiryInput{Group: group, Empty: s.groupEmpty(group), EmptySince: s.emptySince[group]}
 		if !in.Empty {
-			in.Subscribed = s.subscribedFunc(group)
+			subscribed, known := s.subscribedFunc(group)
+			if !known {
+				continue // a rebalancing or non-consumer group: expire nothing, as Kafka
+			}
+			in.Subscribed = subscribed
 		}
 		for _, tp := range s.table.Expired(now, s.c.cfg.OffsetsRetention, in) {
 			key, value := offsets.OffsetTombstone(group, tp.Topic, tp.Partition)
@@ -343,10 +378,14 @@ func (s *shard) groupEmpty(group string) bool {
 }
 
 // subscribedFunc reports which topics an active group consumes, from its members'
-// assignments; offsets of other topics may expire (KIP-211).
-func (s *shard) subscribedFunc(group string) func(string) bool {
+// assignments; offsets of other topics may expire (KIP-211). known is false when that
+// cannot be told: a classic group that is rebalancing or not of the consumer protocol.
+func (s *shard) subscribedFunc(group string) (subscribed func(string) bool, known bool) {
 	topics := map[string]bool{}
 	if g, ok := s.classic[group]; ok {
+		if g.State() != "Stable" || g.ProtocolType() != "consumer" {
+			return nil, false
+		}
 		for _, m := range g.Describe().Members {
 			for _, t := range assignedTopics(m.MemberAssignment) {
 				topics[t] = true
@@ -360,7 +399,7 @@ func (s *shard) subscribedFunc(group string) func(string) bool {
 			}
 		}
 	}
-	return func(t string) bool { return topics[t] }
+	return func(t string) bool { return topics[t] }, true
 }
 
 // adoptClassic installs a classic group and routes its durable changes to persist.
@@ -368,6 +407,7 @@ func (s *shard) adoptClassic(id string, g *classic.Group) {
 	g.Persist = func(v kmsg.GroupMetadataValue) {
 		key, value := offsets.GroupMetadataRecord(id, v)
 		s.persist = append(s.persist, offsets.KV{Key: key, Value: value})
+		s.persisted = append(s.persisted, id)
 	}
 	s.classic[id] = g
 }

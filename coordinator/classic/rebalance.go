@@ -128,3 +128,19 @@ func (g *Group) removeMemberAndUpdate(now time.Time, id string) {
 		g.maybeCompleteJoin(now)
 	}
 }
+
+// StoreFailed tells the group that the value it last handed to Persist could not be
+// written. The generation's assignment is void and the group rebalances, so no member
+// keeps running on an assignment a coordinator restart would forget (Kafka
+// GroupCoordinator.doSyncGroup: resetAndPropagateAssignmentError, then
+// maybePrepareRebalance). The owner answers the waiting SyncGroups with the error.
+func (g *Group) StoreFailed(now time.Time) {
+	if g.state != stateStable && g.state != stateCompletingRebalance {
+		return
+	}
+	for _, m := range g.ordered() {
+		m.assignment = nil
+	}
+	g.maybePrepareRebalance(now)
+	g.flush()
+}
