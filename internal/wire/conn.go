@@ -38,6 +38,7 @@ type conn struct {
 	nc       net.Conn
 	log      *slog.Logger
 	versions versionsFunc
+	sendfile bool // Spliced responses go from file to socket (ZeroCopy, over TCP)
 
 	ctx     context.Context // cancelled, with the cause, when the connection fails or closes
 	cancel  context.CancelCauseFunc
@@ -63,6 +64,9 @@ type result struct {
 	err     error  // the handler failed: close the connection
 	bytesIn int
 	done    func(bytesIn, bytesOut int, err error) // from Observe
+
+	spliced *splicedFrame // instead of frame: an answer sent partly from files
+	release func()        // from a Spliced answer; called by finish
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -73,6 +77,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:       nc,
 		log:      s.logger().With("remote", nc.RemoteAddr().String()),
 		versions: clampVersions(s.Versions),
+		sendfile: s.ZeroCopy && canSendFile(nc),
 		ctx:      ctx,
 		cancel:   cancel,
 		tokens:   make(chan struct{}, n),
@@ -222,11 +227,43 @@ func (c *conn) handle(ctx context.Context, req *Request, res *result, after <-ch
 	if handled != nil {
 		close(handled)
 	}
+	sp, isSpliced := resp.(*Spliced)
+	if isSpliced {
+		if sp != nil {
+			res.release = sp.Release
+		}
+		if err == nil && (sp == nil || sp.Response == nil) {
+			err = errors.New("wire: Spliced answer without a response")
+		}
+	}
 	if err == nil && resp != nil {
 		res.frame, err = encodeAnswer(req, resp)
 	}
+	if err == nil && isSpliced {
+		err = c.splice(res, sp)
+	}
 	res.err = err
 	c.results <- res
+}
+
+// splice cuts res.frame at sp's placeholders. The writer sends the file ranges with
+// sendfile if it can; otherwise they are copied into the frame here, and released.
+func (c *conn) splice(res *result, sp *Spliced) error {
+	sf, err := spliceFrame(res.frame, sp)
+	res.frame = nil
+	if err != nil {
+		return err
+	}
+	if c.sendfile {
+		res.spliced = sf
+		return nil
+	}
+	res.frame, err = sf.flatten()
+	if res.release != nil {
+		res.release()
+		res.release = nil
+	}
+	return err
 }
 
 // callHandler runs the handler, turning a panic into an error so that one bad request
@@ -293,6 +330,15 @@ func (c *conn) write(bw *bufio.Writer, res *result) {
 		c.finish(res, 0, err)
 		return
 	}
+	if res.spliced != nil {
+		if err := res.spliced.writeTo(bw, c.nc); err != nil {
+			c.fail(fmt.Errorf("wire: write response to %s: %w", c.nc.RemoteAddr(), err))
+			c.finish(res, 0, err)
+			return
+		}
+		c.finish(res, res.spliced.size, nil)
+		return
+	}
 	if _, err := bw.Write(res.frame); err != nil {
 		c.fail(fmt.Errorf("wire: write response to %s: %w", c.nc.RemoteAddr(), err))
 		c.finish(res, 0, err)
@@ -310,8 +356,12 @@ func (c *conn) flush(bw *bufio.Writer) {
 	}
 }
 
-// finish reports a written or dropped answer and frees its read-ahead token.
+// finish reports a written or dropped answer, releases its files, and frees its read-ahead
+// token.
 func (c *conn) finish(res *result, bytesOut int, err error) {
+	if res.release != nil {
+		res.release()
+	}
 	res.done(res.bytesIn, bytesOut, err)
 	<-c.tokens
 }

@@ -68,6 +68,10 @@ type Server struct {
 	// frame sizes in and out (0 out for no response) and the handler error, if any.
 	// The returned ctx is passed to the handler (it carries the request's span).
 	Observe func(ctx context.Context, key, version int16) (context.Context, func(bytesIn, bytesOut int, err error))
+	// ZeroCopy sends the file ranges of Spliced responses from file to socket with
+	// sendfile, on TCP connections under Linux. Off (or elsewhere), they are copied into
+	// the frame before it is written.
+	ZeroCopy bool
 
 	conns sync.WaitGroup // one per served connection, so Shutdown can wait for them
 	mu    struct {
