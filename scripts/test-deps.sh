@@ -16,7 +16,7 @@ set -euo pipefail
 # means the dependency is present.
 NEEDED=(
 	"command -v kcat|kcat"
-	# "command -v redis-server|redis-server"
+	"command -v redis-server|redis-server"
 	"/usr/bin/python3 -c 'import confluent_kafka'|python3-confluent-kafka"
 )
 
