@@ -2,6 +2,7 @@ package partitionlog
 
 import (
 	"fmt"
+	"time"
 )
 
 // AppendResult describes where an Append put its batches.
@@ -9,15 +10,20 @@ type AppendResult struct {
 	BaseOffset     int64 // offset of the first record of the first batch appended (or of the original, for a duplicate)
 	LastOffset     int64
 	LogStartOffset int64
-	Duplicate      bool // an idempotent retry: nothing was written, BaseOffset is the original's
+	Duplicate      bool  // an idempotent retry: nothing was written, BaseOffset is the original's
+	LogAppendTime  int64 // the time stamped into the batches under LogAppendTime, else -1 (the produce response's field)
 }
 
 // Append validates every batch in records (a produce request's bytes for one partition: one
 // or more concatenated v2 batches), assigns offsets by rewriting each batch's baseOffset in
 // place, stamps partitionLeaderEpoch = leaderEpoch (both outside the CRC), checks
 // idempotent-producer state, and writes the batches to the active segment, rolling first if
-// they would not fit. It is all-or-nothing: if any batch fails, nothing is written and
-// records is left unchanged.
+// they would not fit or the segment is older than SegmentMs. It is all-or-nothing: if any
+// batch fails, nothing is written and records is left unchanged.
+//
+// Under MessageTimestampType LogAppendTime each batch's maxTimestamp becomes the append
+// time and attribute bit 3 is set, which changes the CRC: it is recomputed, the one case
+// where the broker rewrites a batch's checksum (Kafka's LogValidator does the same).
 //
 // Batches with producerId >= 0 follow KIP-98: per producer the epoch and the last five
 // batches are kept. A retry of one of those five writes nothing and returns its original
@@ -29,16 +35,20 @@ type AppendResult struct {
 // When leaderEpoch is newer than the last in the epoch history it is recorded, starting at
 // the first appended offset, and the checkpoint rewritten before the data is written.
 //
+// FlushMessages and FlushMs may make it fsync before returning; otherwise nothing is synced.
+//
 // Errors: ErrCorruptBatch, ErrInvalidRecord, ErrMessageTooLarge, the two producer errors,
-// ErrClosed, or an I/O failure; all wrapped with the directory.
+// ErrClosed, or ErrStorage when a write, fsync or roll fails now or failed before (the end
+// offset is then unchanged); all wrapped with the directory.
 func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
-	hs, err := splitBatches(records, l.cfg.MaxMessageBytes)
+	cfg := l.config()
+	hs, err := splitBatches(records, cfg.MaxMessageBytes)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("partition %s: append: %w", l.dir, err)
 	}
 	l.writer.Lock()
 	defer l.writer.Unlock()
-	res, err := l.appendWriterLocked(records, hs, leaderEpoch)
+	res, err := l.appendWriterLocked(records, hs, leaderEpoch, l.config())
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("partition %s: append: %w", l.dir, err)
 	}
@@ -46,12 +56,15 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 }
 
 // appendWriterLocked does Append's work; l.writer is held.
-func (l *Log) appendWriterLocked(records []byte, hs []batchHeader, leaderEpoch int32) (AppendResult, error) {
+func (l *Log) appendWriterLocked(records []byte, hs []batchHeader, leaderEpoch int32, cfg Config) (AppendResult, error) {
 	l.mu.Lock()
 	closed, start, end, epochs := l.mu.closed, l.mu.start, l.mu.end, l.mu.epochs
 	l.mu.Unlock()
 	if closed {
 		return AppendResult{}, ErrClosed
+	}
+	if l.writer.failed != nil {
+		return AppendResult{}, l.writer.failed
 	}
 	assignOffsets(hs, end, leaderEpoch)
 	pc := producerCheck{committed: l.writer.producers, staged: producerMap{}}
@@ -61,22 +74,27 @@ func (l *Log) appendWriterLocked(records []byte, hs []batchHeader, leaderEpoch i
 			return AppendResult{}, err
 		}
 		if isDup {
-			return AppendResult{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset, LogStartOffset: start, Duplicate: true}, nil
+			return AppendResult{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset, LogStartOffset: start, Duplicate: true, LogAppendTime: -1}, nil
 		}
 	}
 	epochs, newEpoch := epochs.assign(leaderEpoch, end)
 	if newEpoch {
-		if err := writeEpochCheckpoint(l.dir, epochs); err != nil {
-			return AppendResult{}, err
+		if err := writeEpochCheckpoint(l.fs, l.dir, epochs); err != nil {
+			return AppendResult{}, l.failWriterLocked("epoch checkpoint", err)
 		}
 	}
-	stampBatches(records, hs)
+	now := l.now()
+	appendTime := int64(-1)
+	if cfg.MessageTimestampType == LogAppendTime {
+		appendTime = now.UnixMilli()
+	}
+	stampBatches(records, hs, appendTime)
 	last := hs[len(hs)-1].lastOffset()
-	if err := l.writeBatchesWriterLocked(records, hs, last, epochs); err != nil {
+	if err := l.writeBatchesWriterLocked(records, hs, last, epochs, cfg, now); err != nil {
 		return AppendResult{}, err
 	}
 	pc.commit()
-	return AppendResult{BaseOffset: hs[0].BaseOffset, LastOffset: last, LogStartOffset: start}, nil
+	return AppendResult{BaseOffset: hs[0].BaseOffset, LastOffset: last, LogStartOffset: start, LogAppendTime: appendTime}, nil
 }
 
 // assignOffsets gives the batches consecutive offsets from next, in their headers only.
@@ -88,35 +106,50 @@ func assignOffsets(hs []batchHeader, next int64, leaderEpoch int32) {
 	}
 }
 
-// stampBatches writes the assigned base offsets and leader epoch into the batch bytes.
-func stampBatches(records []byte, hs []batchHeader) {
+// stampBatches writes the assigned base offsets and leader epoch into the batch bytes, and
+// with appendTime >= 0 the LogAppendTime stamp, recomputing the CRC (headers too).
+func stampBatches(records []byte, hs []batchHeader, appendTime int64) {
 	pos := int64(0)
-	for _, h := range hs {
-		putBaseOffset(records[pos:], h.BaseOffset)
-		putLeaderEpoch(records[pos:], h.LeaderEpoch)
+	for i, h := range hs {
+		b := records[pos : pos+h.size()]
+		putBaseOffset(b, h.BaseOffset)
+		putLeaderEpoch(b, h.LeaderEpoch)
+		if appendTime >= 0 {
+			hs[i].Attributes, hs[i].MaxTimestamp, hs[i].CRC = putLogAppendTime(b, appendTime)
+		}
 		pos += h.size()
 	}
 }
 
 // writeBatchesWriterLocked writes stamped batches to the active segment, rolling first if
-// needed, then publishes them to readers. l.writer is held.
-func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last int64, epochs epochCache) error {
+// needed, fsyncs if the flush policy says so, then publishes them to readers. Any I/O
+// failure fails the log before anything is published. l.writer is held.
+func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last int64, epochs epochCache, cfg Config, now time.Time) error {
 	active, err := l.activeSegment()
 	if err != nil {
 		return err
 	}
-	if active.full(int64(len(records)), last, l.cfg) {
-		if active, err = l.rollWriterLocked(active); err != nil {
-			return err
+	maxTs := int64(-1)
+	for _, h := range hs {
+		maxTs = max(maxTs, h.MaxTimestamp)
+	}
+	if active.full(int64(len(records)), last, cfg, maxTs, now.UnixMilli()) {
+		if active, err = l.rollWriterLocked(active, cfg, now); err != nil {
+			return l.failWriterLocked("roll", err)
 		}
 	}
 	out, err := active.write(records, hs)
 	if err != nil {
-		return err
+		return l.failWriterLocked("write", err)
 	}
 	if err := active.appendIndexFiles(out); err != nil {
-		// The data is written; the active segment's indexes are rebuilt at Open anyway.
-		l.logger.Error("index write failed", "segment", active.base, "err", err)
+		return l.failWriterLocked("index write", err)
+	}
+	l.writer.unflushed += last - hs[0].BaseOffset + 1
+	if flushDue(cfg, l.writer.unflushed, now.Sub(l.writer.lastFlush)) {
+		if err := l.flushWriterLocked(active); err != nil {
+			return err
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -127,22 +160,30 @@ func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last in
 	return nil
 }
 
+// flushDue applies flush.messages and flush.ms to what is unflushed.
+func flushDue(cfg Config, unflushed int64, sinceFlush time.Duration) bool {
+	return cfg.FlushMessages > 0 && unflushed >= cfg.FlushMessages ||
+		cfg.FlushMs > 0 && sinceFlush >= time.Duration(cfg.FlushMs)*time.Millisecond
+}
+
 // rollWriterLocked finishes the active segment (closing time entry, fsync) and starts a new
 // one at the log end offset. l.writer is held.
-func (l *Log) rollWriterLocked(old *segment) (*segment, error) {
+func (l *Log) rollWriterLocked(old *segment, cfg Config, now time.Time) (*segment, error) {
 	out, err := old.deactivate()
 	if err != nil {
 		return nil, err
 	}
 	base := old.w.next
-	s, err := createSegment(l.dir, base, l.cfg.IndexIntervalBytes)
+	s, err := createSegment(l.fs, l.dir, base, cfg.IndexIntervalBytes)
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(l.dir); err != nil {
+	s.w.created = now.UnixMilli()
+	if err := l.fs.SyncDir(l.dir); err != nil {
 		s.remove(l.dir)
 		return nil, fmt.Errorf("sync dir after creating segment %d: %w", base, err)
 	}
+	l.writer.unflushed, l.writer.lastFlush = 0, now
 	l.mu.Lock()
 	old.publishLocked(out)
 	l.mu.segments = append(l.mu.segments[:len(l.mu.segments):len(l.mu.segments)], s)

@@ -170,3 +170,16 @@ func splitBatches(records []byte, maxMessageBytes int32) ([]batchHeader, error) 
 // putBaseOffset and putLeaderEpoch rewrite fields outside the CRC, so the batch stays valid.
 func putBaseOffset(b []byte, off int64) { binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(off)) }
 func putLeaderEpoch(b []byte, e int32)  { binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(e)) }
+
+// putLogAppendTime stamps a whole batch b with the broker's time: maxTimestamp = t and the
+// timestamp-type attribute bit set, then recomputes the CRC they are covered by. It returns
+// the new attributes, maxTimestamp and CRC for the caller's header.
+func putLogAppendTime(b []byte, t int64) (int16, int64, uint32) {
+	be := binary.BigEndian
+	attrs := int16(be.Uint16(b[offAttributes:])) | attrLogAppendTime
+	be.PutUint16(b[offAttributes:], uint16(attrs))
+	be.PutUint64(b[offMaxTimestamp:], uint64(t))
+	crc := crc32.Checksum(b[offAttributes:], castagnoli)
+	be.PutUint32(b[offCRC:], crc)
+	return attrs, t, crc
+}

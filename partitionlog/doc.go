@@ -14,6 +14,8 @@
 //	  00000000000000004213.index
 //	  00000000000000004213.timeindex
 //	  leader-epoch-checkpoint         "0\n<count>\n<epoch> <startOffset>\n..."
+//	  log-start-offset                "0\n<offset>\n", written by DeleteRecordsBefore
+//	  00000000000000000000.log.deleted  a segment retention is deleting (removed by Open)
 //
 //	.log        | batch | batch | batch | ...           each batch: 61-byte header + records
 //	               baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 = 2 |
@@ -31,19 +33,48 @@
 // # Guarantees
 //
 // Appends assign dense offsets and are all-or-nothing per call; an idempotent producer's
-// retry is written once (KIP-98). Nothing is fsynced per append, as in Kafka: durability
-// comes from replication. Roll and Close fsync; Sync is there for callers that want more.
-// Open validates the last segment batch by batch and truncates a torn tail, rebuilds
-// indexes that are missing or malformed, and rebuilds producer state from batch headers.
+// retry is written once (KIP-98). Roll and Close fsync; Sync is there for callers that want
+// more. Open validates the last segment batch by batch and truncates a torn tail, rebuilds
+// indexes that are missing or malformed, finishes interrupted deletions, and rebuilds
+// producer state from batch headers.
 //
-// Readers (Read, OffsetForTimestamp) snapshot the segment list under a short lock and read
-// files without it: bytes below a published size never change until TruncateTo, which
-// holds readers off while it cuts.
+// # Flushing, and what a crash can lose
+//
+// By default nothing is fsynced per append, as in Kafka (flush.messages and flush.ms are
+// effectively infinite): durability comes from replication, since an acks=all write is on
+// every ISR replica before it is acknowledged, and a replica that crashed truncates and
+// refetches before it rejoins the ISR. The price: when a machine (not just the process)
+// crashes, a single-replica topic can lose acknowledged writes that were not yet flushed by
+// a roll, Sync, Close, or the kernel. FlushMessages and FlushMs trade append latency and
+// throughput for a smaller window; Sync flushes on demand.
+//
+// # Failures
+//
+// A failed write, fsync or roll (a full disk, a dying device) puts the log in a failed state:
+// appends get ErrStorage (KAFKA_STORAGE_ERROR) until the log is reopened, while reads and
+// lookups keep serving what was published before. The failed batch is never published, and
+// Open truncates it. Other logs are unaffected.
+//
+// # Retention and deletion
+//
+// EnforceRetention (retention.ms, retention.bytes) and DeleteRecordsBefore (KIP-107) remove
+// whole sealed segments, never the active one: rename to *.deleted, sync the directory,
+// publish the shorter segment list (publishSegmentsLocked, the one publish step, meant for
+// compaction too), remove the files.
+//
+// # Readers
+//
+// Readers (Read, ReadSections, OffsetForTimestamp) snapshot the segment list under a short
+// lock, take a reference on the segments they read and read files without a lock: bytes
+// below a published size never change until TruncateTo, which holds Read off while it cuts.
+// A removed segment's file is closed when its last reader releases it, so a ReadSections
+// caller may sendfile from it after retention removed it.
+//
+// All file operations go through Config.FS (STYLE item 10); tests use an in-memory FS that
+// drops unsynced bytes at a simulated crash and injects I/O errors.
 //
 // See Example for Open, Append and Read.
 //
-// TODO: a narrow file seam (open, write, sync, truncate, rename; STYLE item 10) so tests can
-// drop unsynced bytes and inject I/O errors; recovery tests now cut real files.
 // TODO: producer-state .snapshot files and producer expiry; a clean-shutdown marker so
-// Open need not re-validate the last segment; retention and compaction.
+// Open need not re-validate the last segment.
 package partitionlog

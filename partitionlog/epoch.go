@@ -51,6 +51,16 @@ func (c epochCache) truncateFromEnd(offset int64) (epochCache, bool) {
 	return slices.Clip(c[:i]), i < len(c)
 }
 
+// truncateFromStart forgets history below offset, the new log start, as Kafka does when the
+// start advances: the epoch in force at offset is kept, starting at offset.
+func (c epochCache) truncateFromStart(offset int64) (epochCache, bool) {
+	i := sort.Search(len(c), func(i int) bool { return c[i].startOffset > offset })
+	if i == 0 || (i == 1 && c[0].startOffset == offset) {
+		return c, false
+	}
+	return append(epochCache{{c[i-1].epoch, offset}}, c[i:]...), true
+}
+
 // endOffsetFor follows Kafka's LeaderEpochFileCache.endOffsetFor (KIP-101, KIP-279).
 func (c epochCache) endOffsetFor(epoch int32, logEnd int64) (int32, int64) {
 	switch {
@@ -85,8 +95,8 @@ func (c epochCache) encode() []byte {
 }
 
 // readEpochCheckpoint loads the checkpoint; found is false when the file does not exist.
-func readEpochCheckpoint(dir string) (c epochCache, found bool, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, epochCheckpointName))
+func readEpochCheckpoint(fs FS, dir string) (c epochCache, found bool, err error) {
+	b, err := readFSFile(fs, filepath.Join(dir, epochCheckpointName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -137,40 +147,10 @@ func parseEpochLine(line string) (epochEntry, error) {
 	return epochEntry{int32(epoch), off}, nil
 }
 
-// writeEpochCheckpoint replaces the checkpoint atomically: write a temp file, fsync it,
-// rename it over the old one, fsync the directory so the rename survives a crash.
-func writeEpochCheckpoint(dir string, c epochCache) error {
-	path := filepath.Join(dir, epochCheckpointName)
-	if err := writeFileAtomic(path, c.encode()); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+// writeEpochCheckpoint replaces the checkpoint atomically (writeFileAtomic).
+func writeEpochCheckpoint(fs FS, dir string, c epochCache) error {
+	if err := writeFileAtomicFS(fs, dir, epochCheckpointName, c.encode()); err != nil {
+		return fmt.Errorf("write %s: %w", epochCheckpointName, err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

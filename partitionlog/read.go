@@ -28,10 +28,11 @@ type ReadResult struct {
 func (l *Log) Read(offset, maxOffset int64, maxBytes int32) (ReadResult, error) {
 	l.files.RLock()
 	defer l.files.RUnlock()
-	v, err := l.snapshot(offset)
+	v, err := l.snapshot(offset, int64(max(maxBytes, 0)))
 	if err != nil {
 		return ReadResult{}, fmt.Errorf("partition %s: read at %d: %w", l.dir, offset, err)
 	}
+	defer releaseAll(v.segs)
 	res := ReadResult{LogStartOffset: v.start, LogEndOffset: v.end}
 	maxOffset = min(maxOffset, v.end)
 	if offset >= maxOffset {
@@ -44,15 +45,17 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int32) (ReadResult, error) 
 	return res, nil
 }
 
-// view is a reader's snapshot: segments from the one holding the wanted offset onward, and
-// that segment's index as it was.
+// view is a reader's snapshot: the segment holding the wanted offset and as many after it as
+// a read of maxBytes can reach, each acquired (the reader releases them with releaseAll),
+// and their indexes as they were.
 type view struct {
 	start, end int64
 	segs       []*segment
-	index      []indexEntry
+	indexes    [][]indexEntry
+	index      []indexEntry // indexes[0]
 }
 
-func (l *Log) snapshot(offset int64) (view, error) {
+func (l *Log) snapshot(offset, maxBytes int64) (view, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -63,7 +66,18 @@ func (l *Log) snapshot(offset int64) (view, error) {
 	}
 	segs := l.mu.segments
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset }) - 1
-	return view{start: l.mu.start, end: l.mu.end, segs: segs[i:], index: segs[i].index}, nil
+	// Later segments until their bytes cover maxBytes (at least one with a batch, for KIP-74).
+	n := 1
+	for later := int64(0); later < max(maxBytes, 1) && i+n < len(segs); n++ {
+		later += segs[i+n].size.Load()
+	}
+	v := view{start: l.mu.start, end: l.mu.end, segs: segs[i : i+n : i+n], indexes: make([][]indexEntry, n)}
+	for k, s := range v.segs {
+		s.acquire()
+		v.indexes[k] = s.index
+	}
+	v.index = v.indexes[0]
+	return v, nil
 }
 
 // read collects batches across segments until a limit stops it.

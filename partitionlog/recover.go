@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,32 +14,45 @@ import (
 )
 
 // Open opens (creating if missing) the partition directory dir and recovers it:
+//   - leftovers of interrupted work are removed: temp files, indexes without a log, and
+//     *.deleted segment files whose deletion a crash interrupted;
 //   - the last segment is validated batch by batch from its start (length, magic, CRC-32C,
 //     offsets going forward); a torn or corrupt tail, and everything after it, is truncated,
-//     and its .index/.timeindex are rebuilt from the .log;
+//     and its .index/.timeindex are rebuilt from the .log. A half-finished roll leaves an
+//     empty or header-less last segment, which this makes empty and active;
 //   - earlier segments keep their indexes unless missing or malformed, then are rebuilt;
+//   - the log start offset is the first segment's base, raised to the log-start-offset
+//     checkpoint DeleteRecordsBefore wrote; a checkpoint past the recovered end (the tail
+//     was lost in a crash) empties the log and restarts it there, so offsets never go back;
 //   - idempotent-producer state is rebuilt by reading every batch header;
 //   - the leader-epoch checkpoint is loaded (rebuilt from batch headers if missing) and
 //     entries at or past the log end dropped.
 //
-// A nil logger discards. Errors are I/O failures and an invalid cfg; corrupt data is
-// repaired, not reported as an error.
+// Hooks.OnRecoverProgress hears how far it got. A nil logger discards. Errors are I/O
+// failures and an invalid cfg; corrupt data is repaired, not reported as an error.
 func Open(dir string, cfg Config, hooks Hooks, logger *slog.Logger) (*Log, error) {
 	began := time.Now()
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := cfg.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partition %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, cfg: cfg, hooks: hooks, logger: discardIfNil(logger).With("dir", dir)}
+	// A crash mid-compaction leaves .cleaned or .swap files: roll back or finish the swap
+	// before the segments are read.
+	if err := resolveCompactionLeftovers(cfg.FS, dir); err != nil {
+		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
+	}
+	l := &Log{dir: dir, fs: cfg.FS, now: cfg.Now, cfg: cfg, hooks: hooks, logger: discardIfNil(logger).With("dir", dir)}
 	l.mu.changed = make(chan struct{})
-	truncated, err := l.recoverSegments()
+	l.writer.lastFlush = l.now()
+	progress := &recoverProgress{fn: hooks.OnRecoverProgress, dir: dir, now: l.now, last: l.now()}
+	truncated, err := l.recoverSegments(progress)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
-	if err := l.recoverState(); err != nil {
+	if err := l.recoverState(progress); err != nil {
 		l.closeSegments()
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
@@ -53,9 +65,37 @@ func Open(dir string, cfg Config, hooks Hooks, logger *slog.Logger) (*Log, error
 	return l, nil
 }
 
+// recoverProgress calls Hooks.OnRecoverProgress at most every progressEvery while Open goes
+// through the .log files: once to load or rebuild indexes (validating the last segment),
+// and once to replay batch headers, so total is twice their size.
+type recoverProgress struct {
+	fn             func(dir string, bytesChecked, bytesTotal int64)
+	dir            string
+	now            func() time.Time
+	last           time.Time
+	checked, total int64
+}
+
+const progressEvery = 500 * time.Millisecond
+
+func (p *recoverProgress) add(n int64) {
+	if p == nil {
+		return
+	}
+	p.checked += n
+	if p.fn == nil {
+		return
+	}
+	if t := p.now(); t.Sub(p.last) >= progressEvery {
+		p.last = t
+		p.fn(p.dir, p.checked, p.total)
+	}
+}
+
 // recoverSegments opens every segment, recovers the last, and sets the offsets. Nothing
 // else can reach l yet, but fields are still set under their lock to keep the rule simple.
-func (l *Log) recoverSegments() (truncated int64, err error) {
+func (l *Log) recoverSegments(progress *recoverProgress) (truncated int64, err error) {
+	cfg := l.config()
 	bases, err := l.listSegments()
 	if err != nil {
 		return 0, err
@@ -67,62 +107,121 @@ func (l *Log) recoverSegments() (truncated int64, err error) {
 		}
 		return 0, err
 	}
-	for i, base := range bases {
-		s, err := openSegmentLog(l.dir, base, l.cfg.IndexIntervalBytes)
+	for _, base := range bases {
+		s, err := openSegmentLog(l.fs, l.dir, base, cfg.IndexIntervalBytes)
 		if err != nil {
 			return fail(err)
 		}
+		s.w.created = l.now().UnixMilli()
 		segs = append(segs, s)
-		if i < len(bases)-1 {
-			err = l.loadIndexes(s, bases[i+1])
+		progress.total += 2 * s.size.Load()
+	}
+	for i, s := range segs {
+		if i < len(segs)-1 {
+			err = l.loadIndexes(s, segs[i+1].base, progress)
 		} else {
-			truncated, err = l.recoverTail(s)
+			truncated, err = l.recoverTail(s, progress)
 		}
 		if err != nil {
 			return fail(err)
 		}
 	}
 	if len(segs) == 0 {
-		s, err := createSegment(l.dir, 0, l.cfg.IndexIntervalBytes)
+		s, err := l.createFirstSegment(0)
 		if err != nil {
 			return 0, err
 		}
 		segs = append(segs, s)
 	}
+	start, segs, err := l.loadStartOffset(segs)
+	if err != nil {
+		return fail(err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.mu.segments = segs
-	l.mu.start = segs[0].base
 	l.mu.end = segs[len(segs)-1].w.next
+	l.mu.start = start
 	return truncated, nil
 }
 
+// createFirstSegment starts an empty log at base.
+func (l *Log) createFirstSegment(base int64) (*segment, error) {
+	s, err := createSegment(l.fs, l.dir, base, l.config().IndexIntervalBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.w.created = l.now().UnixMilli()
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		s.close()
+		return nil, fmt.Errorf("sync dir after creating segment %d: %w", base, err)
+	}
+	return s, nil
+}
+
+// loadStartOffset returns the log start offset: the first segment's base, or the
+// log-start-offset checkpoint when that is higher. A checkpoint past the end means records
+// up to it were deleted but the tail was lost: every segment goes, and segs becomes one
+// empty segment at the checkpoint (Kafka's truncateFullyAndStartAt).
+func (l *Log) loadStartOffset(segs []*segment) (int64, []*segment, error) {
+	ckpt, found, err := readStartOffsetCheckpoint(l.fs, l.dir)
+	if err != nil {
+		l.logger.Warn("unreadable log-start-offset checkpoint, using the first segment's base", "err", err)
+	}
+	start := segs[0].base
+	if !found || err != nil || ckpt <= start {
+		return start, segs, nil
+	}
+	end := segs[len(segs)-1].w.next
+	if ckpt <= end {
+		return ckpt, segs, nil
+	}
+	l.logger.Warn("log start offset past the recovered end: restarting the log there", "start_offset", ckpt, "end", end)
+	for i, s := range segs {
+		if err := s.remove(l.dir); err != nil {
+			return 0, segs[i+1:], err
+		}
+	}
+	s, err := l.createFirstSegment(ckpt)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ckpt, []*segment{s}, nil
+}
+
 // listSegments returns the base offsets of the .log files in ascending order, and removes
-// leftovers of interrupted work: temp files and indexes without a log.
+// leftovers of interrupted work: temp files, indexes without a log, and *.deleted files
+// (retention renames a segment's files to those before publishing the new segment list).
 func (l *Log) listSegments() ([]int64, error) {
-	entries, err := os.ReadDir(l.dir)
+	names, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return nil, err
 	}
 	var bases []int64
 	logs := map[string]bool{}
-	for _, e := range entries {
-		if base, ok := parseSegmentName(e.Name()); ok {
+	for _, name := range names {
+		if base, ok := parseSegmentName(name); ok {
 			bases = append(bases, base)
-			logs[strings.TrimSuffix(e.Name(), logSuffix)] = true
+			logs[strings.TrimSuffix(name, logSuffix)] = true
 		}
 	}
-	for _, e := range entries {
-		name := e.Name()
+	removed := false
+	for _, name := range names {
 		stem, isIndex := strings.CutSuffix(name, indexSuffix)
 		if !isIndex {
 			stem, isIndex = strings.CutSuffix(name, timeIndexSuffix)
 		}
-		if strings.HasSuffix(name, ".tmp") || (isIndex && !logs[stem]) {
+		if strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, deletedSuffix) || (isIndex && !logs[stem]) {
 			l.logger.Warn("removing leftover file", "file", name)
-			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
 				return nil, err
 			}
+			removed = true
+		}
+	}
+	if removed {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return nil, err
 		}
 	}
 	slices.Sort(bases)
@@ -131,14 +230,20 @@ func (l *Log) listSegments() ([]int64, error) {
 
 // recoverTail validates the last segment from its start, truncates what follows the last
 // valid batch, and rebuilds its indexes. It returns how many bytes were cut.
-func (l *Log) recoverTail(s *segment) (int64, error) {
+func (l *Log) recoverTail(s *segment, progress *recoverProgress) (int64, error) {
 	size := s.size.Load()
-	s.w.ix = newIndexer(s.base, int64(l.cfg.IndexIntervalBytes))
+	s.w.ix = newIndexer(s.base, int64(l.config().IndexIntervalBytes))
 	s.w.next = s.base
+	s.w.firstTs = -1
 	valid, scanErr := scanVerified(s.log, size, s.base, func(h batchHeader, pos int64) {
+		if pos == 0 {
+			s.w.firstTs = h.MaxTimestamp
+		}
 		s.w.ix.add(h, pos)
 		s.w.next = h.lastOffset() + 1
+		progress.add(h.size())
 	})
+	progress.add(size - valid)
 	if scanErr != nil {
 		l.logger.Warn("truncating torn or corrupt tail", "segment", s.base, "valid_bytes", valid, "cut_bytes", size-valid, "err", scanErr)
 		if err := s.log.Truncate(valid); err != nil {
@@ -162,15 +267,16 @@ func (l *Log) recoverTail(s *segment) (int64, error) {
 // loadIndexes reads an inactive segment's index files, rebuilding them when missing or
 // malformed. Kafka trusts them the same way: they carry no checksum.
 // nextBase, the next segment's base, bounds the offsets the indexes may name.
-func (l *Log) loadIndexes(s *segment, nextBase int64) error {
+func (l *Log) loadIndexes(s *segment, nextBase int64, progress *recoverProgress) error {
 	index, times, err := s.readIndexFiles(l.dir, nextBase-s.base)
 	if err == nil {
 		err = s.checkLastIndexEntry(index)
 	}
 	if err != nil {
 		l.logger.Warn("rebuilding segment indexes", "segment", s.base, "err", err)
-		return l.rebuildIndexes(s)
+		return l.rebuildIndexes(s, progress)
 	}
+	progress.add(s.size.Load())
 	s.index, s.times = index, times
 	if len(times) > 0 {
 		s.maxTimestamp = times[len(times)-1].timestamp
@@ -179,11 +285,11 @@ func (l *Log) loadIndexes(s *segment, nextBase int64) error {
 }
 
 func (s *segment) readIndexFiles(dir string, relLimit int64) ([]indexEntry, []timeEntry, error) {
-	ib, err := os.ReadFile(segmentPath(dir, s.base, indexSuffix))
+	ib, err := readFSFile(s.fs, segmentPath(dir, s.base, indexSuffix))
 	if err != nil {
 		return nil, nil, err
 	}
-	tb, err := os.ReadFile(segmentPath(dir, s.base, timeIndexSuffix))
+	tb, err := readFSFile(s.fs, segmentPath(dir, s.base, timeIndexSuffix))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -220,9 +326,14 @@ func (s *segment) checkLastIndexEntry(index []indexEntry) error {
 // rebuildIndexes regenerates an inactive segment's indexes from its batch headers. A bad
 // header in an inactive segment is logged, not repaired: cutting it would leave a hole in the
 // offsets, so the batches before it stay indexed and readers get ErrCorruptBatch there.
-func (l *Log) rebuildIndexes(s *segment) error {
-	ix := newIndexer(s.base, int64(l.cfg.IndexIntervalBytes))
-	if _, err := s.scanHeaders(s.size.Load(), func(h batchHeader, pos int64) { ix.add(h, pos) }); err != nil {
+func (l *Log) rebuildIndexes(s *segment, progress *recoverProgress) error {
+	ix := newIndexer(s.base, int64(l.config().IndexIntervalBytes))
+	scanned, err := s.scanHeaders(s.size.Load(), func(h batchHeader, pos int64) {
+		ix.add(h, pos)
+		progress.add(h.size())
+	})
+	progress.add(s.size.Load() - scanned)
+	if err != nil {
 		l.logger.Error("corrupt batch in inactive segment", "segment", s.base, "err", err)
 	}
 	out := ix.finish(s.size.Load())
@@ -230,7 +341,7 @@ func (l *Log) rebuildIndexes(s *segment) error {
 	if err := s.openIndexFiles(l.dir); err != nil {
 		return err
 	}
-	err := s.writeIndexFiles()
+	err = s.writeIndexFiles()
 	if err == nil {
 		err = s.sync()
 	}
@@ -239,18 +350,18 @@ func (l *Log) rebuildIndexes(s *segment) error {
 
 // recoverState rebuilds producer state and the epoch history from the batch headers, and
 // loads the epoch checkpoint.
-func (l *Log) recoverState() error {
+func (l *Log) recoverState(progress *recoverProgress) error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
 	l.mu.Lock()
-	segs, end := l.mu.segments, l.mu.end
+	segs, start, end := l.mu.segments, l.mu.start, l.mu.end
 	l.mu.Unlock()
 
-	producers, fromLog, err := replayHeaders(segs)
+	producers, fromLog, err := replayHeaders(segs, progress)
 	if err != nil {
 		return err
 	}
-	epochs, found, err := readEpochCheckpoint(l.dir)
+	epochs, found, err := readEpochCheckpoint(l.fs, l.dir)
 	if err != nil {
 		l.logger.Warn("unreadable leader-epoch checkpoint, rebuilding from the log", "err", err)
 	}
@@ -258,8 +369,9 @@ func (l *Log) recoverState() error {
 		epochs = fromLog
 	}
 	epochs, cut := epochs.truncateFromEnd(end)
-	if !found || err != nil || cut {
-		if err := writeEpochCheckpoint(l.dir, epochs); err != nil {
+	epochs, moved := epochs.truncateFromStart(start)
+	if !found || err != nil || cut || moved {
+		if err := writeEpochCheckpoint(l.fs, l.dir, epochs); err != nil {
 			return err
 		}
 	}
@@ -272,14 +384,17 @@ func (l *Log) recoverState() error {
 
 // replayHeaders reads every batch header in segs, returning the producer state and the
 // leader epochs they imply.
-func replayHeaders(segs []*segment) (producerMap, epochCache, error) {
+func replayHeaders(segs []*segment, progress *recoverProgress) (producerMap, epochCache, error) {
 	producers := producerMap{}
 	var epochs epochCache
 	for _, s := range segs {
-		_, err := s.scanHeaders(s.size.Load(), func(h batchHeader, _ int64) {
+		size := s.size.Load()
+		scanned, err := s.scanHeaders(size, func(h batchHeader, _ int64) {
 			producers.replay(h)
 			epochs, _ = epochs.assign(h.LeaderEpoch, h.BaseOffset)
+			progress.add(h.size())
 		})
+		progress.add(size - scanned)
 		// Only the last segment was validated at Open; a bad header in an earlier one was
 		// logged by rebuildIndexes, and what precedes it still counts.
 		if err != nil && s == segs[len(segs)-1] {

@@ -22,23 +22,31 @@ const (
 //
 // Concurrency: size is atomic, and the bytes below it never change while readers may look
 // (TruncateTo and Close exclude readers with Log.files), so readers ReadAt without a lock.
+// refs counts the log's segment list (one) and every reader holding the segment; the .log
+// closes when the last lets go, so a segment removed by retention, DeleteRecordsBefore,
+// TruncateTo or Close stays readable for readers that took it before (a removed file stays
+// readable while open).
 // index, times and maxTimestamp are written only by the appender while it holds Log.mu, and
 // read by others under Log.mu (the slices are snapshotted; entries below a snapshot's length
 // are never rewritten in place). w is the appender's alone, under Log.writer.
 type segment struct {
 	base int64
-	log  *os.File
+	fs   FS
+	log  File
 	size atomic.Int64
+	refs atomic.Int32
 
 	index        []indexEntry
 	times        []timeEntry
 	maxTimestamp int64
 
 	w struct {
-		indexFile *os.File // nil once the segment is no longer active
-		timeFile  *os.File
+		indexFile File // nil once the segment is no longer active
+		timeFile  File
 		next      int64 // next offset expected in the segment
 		ix        indexer
+		firstTs   int64 // maxTimestamp of the first batch (-1 none yet): what SegmentMs ages
+		created   int64 // when this process created or opened the segment, in ms
 	}
 }
 
@@ -58,12 +66,13 @@ func parseSegmentName(name string) (int64, bool) {
 
 // createSegment makes a new, empty active segment. The .log must not exist: a name clash
 // means the directory disagrees with the log's end offset.
-func createSegment(dir string, base int64, interval int32) (*segment, error) {
-	f, err := os.OpenFile(segmentPath(dir, base, logSuffix), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+func createSegment(fs FS, dir string, base int64, interval int32) (*segment, error) {
+	f, err := fs.OpenFile(segmentPath(dir, base, logSuffix), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment %d: %w", base, err)
 	}
 	s := newSegment(base, f, interval)
+	s.fs = fs
 	if err := s.openIndexFiles(dir); err != nil {
 		f.Close()
 		return nil, err
@@ -76,8 +85,8 @@ func createSegment(dir string, base int64, interval int32) (*segment, error) {
 }
 
 // openSegmentLog opens an existing .log; its indexes are loaded or rebuilt by the caller.
-func openSegmentLog(dir string, base int64, interval int32) (*segment, error) {
-	f, err := os.OpenFile(segmentPath(dir, base, logSuffix), os.O_RDWR, 0)
+func openSegmentLog(fs FS, dir string, base int64, interval int32) (*segment, error) {
+	f, err := fs.OpenFile(segmentPath(dir, base, logSuffix), os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
 	}
@@ -87,24 +96,47 @@ func openSegmentLog(dir string, base int64, interval int32) (*segment, error) {
 		return nil, fmt.Errorf("stat segment %d: %w", base, err)
 	}
 	s := newSegment(base, f, interval)
+	s.fs = fs
 	s.size.Store(fi.Size())
 	return s, nil
 }
 
-func newSegment(base int64, f *os.File, interval int32) *segment {
-	s := &segment{base: base, log: f, maxTimestamp: -1}
+// newSegment wraps an open .log; its FS is the operating system's unless the caller sets fs.
+func newSegment(base int64, f File, interval int32) *segment {
+	s := &segment{base: base, fs: osFS{}, log: f, maxTimestamp: -1}
+	s.refs.Store(1)
 	s.w.next = base
 	s.w.ix = newIndexer(base, int64(interval))
+	s.w.firstTs = -1
 	return s
+}
+
+// acquire takes a reader's reference. The caller holds Log.mu and found s in the segment
+// list, so the list's reference keeps the count above zero.
+func (s *segment) acquire() { s.refs.Add(1) }
+
+// release drops a reference; the last one closes the .log.
+func (s *segment) release() error {
+	if s.refs.Add(-1) == 0 {
+		return s.log.Close()
+	}
+	return nil
+}
+
+// releaseAll releases each of segs, for readers done with a snapshot.
+func releaseAll(segs []*segment) {
+	for _, s := range segs {
+		s.release()
+	}
 }
 
 // openIndexFiles opens the index files for writing, making the segment appendable.
 func (s *segment) openIndexFiles(dir string) error {
 	var err error
-	if s.w.indexFile, err = os.OpenFile(segmentPath(dir, s.base, indexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if s.w.indexFile, err = s.fs.OpenFile(segmentPath(dir, s.base, indexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return fmt.Errorf("open index of segment %d: %w", s.base, err)
 	}
-	if s.w.timeFile, err = os.OpenFile(segmentPath(dir, s.base, timeIndexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if s.w.timeFile, err = s.fs.OpenFile(segmentPath(dir, s.base, timeIndexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		s.w.indexFile.Close()
 		s.w.indexFile = nil
 		return fmt.Errorf("open time index of segment %d: %w", s.base, err)
@@ -123,7 +155,7 @@ func (s *segment) writeIndexFiles() error {
 	return nil
 }
 
-func rewriteFile(f *os.File, b []byte) error {
+func rewriteFile(f File, b []byte) error {
 	if err := f.Truncate(0); err != nil {
 		return err
 	}
@@ -138,6 +170,9 @@ func (s *segment) write(buf []byte, hs []batchHeader) (indexed, error) {
 	pos := s.size.Load()
 	if _, err := s.log.WriteAt(buf, pos); err != nil {
 		return indexed{}, fmt.Errorf("write segment %d at %d: %w", s.base, pos, err)
+	}
+	if pos == 0 {
+		s.w.firstTs = hs[0].MaxTimestamp
 	}
 	for _, h := range hs {
 		s.w.ix.add(h, pos)
@@ -170,13 +205,20 @@ func (s *segment) publishLocked(out indexed) {
 }
 
 // full reports whether adding n more bytes, or offsets up to last, needs a new segment:
-// Kafka rolls on size, on a full index, and before relative offsets overflow 32 bits.
-func (s *segment) full(n int64, last int64, cfg Config) bool {
+// Kafka rolls on size, on a full index, before relative offsets overflow 32 bits, and on age
+// (segment.ms) as LogSegment.timeWaitedForRoll measures it: the incoming batches' largest
+// timestamp (maxTs) minus the first batch's, or, when the first batch has none, the wall
+// clock (nowMs) minus the segment's creation. An empty segment never rolls.
+func (s *segment) full(n int64, last int64, cfg Config, maxTs, nowMs int64) bool {
 	size := s.size.Load()
+	waited := maxTs - s.w.firstTs
+	if s.w.firstTs < 0 {
+		waited = nowMs - s.w.created
+	}
 	switch {
 	case size == 0:
 		return false
-	case size+n > cfg.SegmentBytes:
+	case size+n > cfg.SegmentBytes, waited > cfg.SegmentMs:
 		return true
 	case int64(len(s.index)+1)*indexEntrySize > int64(cfg.MaxIndexBytes),
 		int64(len(s.times)+1)*timeEntrySize > int64(cfg.MaxIndexBytes):
@@ -200,7 +242,7 @@ func (s *segment) deactivate() (indexed, error) {
 
 func (s *segment) sync() error {
 	var errs []error
-	for _, f := range []*os.File{s.log, s.w.indexFile, s.w.timeFile} {
+	for _, f := range []File{s.log, s.w.indexFile, s.w.timeFile} {
 		if f != nil {
 			if err := f.Sync(); err != nil {
 				errs = append(errs, fmt.Errorf("sync segment %d: %w", s.base, err))
@@ -212,7 +254,7 @@ func (s *segment) sync() error {
 
 func (s *segment) closeIndexFiles() error {
 	var errs []error
-	for _, f := range []**os.File{&s.w.indexFile, &s.w.timeFile} {
+	for _, f := range []*File{&s.w.indexFile, &s.w.timeFile} {
 		if *f != nil {
 			errs = append(errs, (*f).Close())
 			*f = nil
@@ -221,19 +263,21 @@ func (s *segment) closeIndexFiles() error {
 	return errors.Join(errs...)
 }
 
+// close closes the index files and drops the segment list's reference: the .log closes now,
+// or when the last reader releases it.
 func (s *segment) close() error {
-	return errors.Join(s.closeIndexFiles(), s.log.Close())
+	return errors.Join(s.closeIndexFiles(), s.release())
 }
 
-// remove closes the segment and deletes its files.
+// remove deletes the segment's files and closes it. The caller syncs the directory.
 func (s *segment) remove(dir string) error {
-	errs := []error{s.close()}
+	errs := []error{s.closeIndexFiles()}
 	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
-		if err := os.Remove(segmentPath(dir, s.base, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.fs.Remove(segmentPath(dir, s.base, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.release())...)
 }
 
 // readHeader reads the batch header at pos, limited to the first size bytes of the log.

@@ -11,8 +11,9 @@ import (
 // history entries starting at or after the new end dropped, and producer state rebuilt.
 // Readers are held off while files change. offset at or past the end does nothing.
 //
-// Errors: ErrOffsetOutOfRange when offset is below the log start, ErrClosed, or an I/O
-// failure (the log should then be closed and reopened, which recovers it).
+// Errors: ErrOffsetOutOfRange when offset is below the log start, ErrClosed, ErrStorage
+// once the log failed, or an I/O failure (the log should then be closed and reopened, which
+// recovers it).
 func (l *Log) TruncateTo(offset int64) error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
@@ -32,10 +33,16 @@ func (l *Log) truncateFilesLocked(offset int64) error {
 	switch {
 	case closed:
 		return ErrClosed
+	case l.writer.failed != nil:
+		return l.writer.failed
 	case offset < start:
 		return fmt.Errorf("%w: below log start %d", ErrOffsetOutOfRange, start)
 	case offset >= end:
 		return nil
+	}
+	// A compaction round working from the old tail must not publish it afterwards.
+	if err := l.abortCompactionWriterLocked(offset); err != nil {
+		return err
 	}
 	keep, err := l.dropSegmentsFrom(segs, offset)
 	if err != nil {
@@ -43,8 +50,8 @@ func (l *Log) truncateFilesLocked(offset int64) error {
 	}
 	newEnd := keep[len(keep)-1].w.next
 	epochs, _ = epochs.truncateFromEnd(newEnd)
-	producers, _, err := replayHeaders(keep)
-	err = errors.Join(err, writeEpochCheckpoint(l.dir, epochs))
+	producers, _, err := replayHeaders(keep, nil)
+	err = errors.Join(err, writeEpochCheckpoint(l.fs, l.dir, epochs))
 	l.writer.producers = producers
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -67,7 +74,7 @@ func (l *Log) dropSegmentsFrom(segs []*segment, offset int64) ([]*segment, error
 	}
 	keep := segs[:n:n]
 	if n == 0 {
-		s, err := createSegment(l.dir, offset, l.cfg.IndexIntervalBytes)
+		s, err := createSegment(l.fs, l.dir, offset, l.config().IndexIntervalBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +95,6 @@ func (l *Log) cutSegment(s *segment, offset int64) error {
 		return fmt.Errorf("truncate segment %d to %d: %w", s.base, pos, err)
 	}
 	s.size.Store(pos)
-	_, err = l.recoverTail(s)
+	_, err = l.recoverTail(s, nil)
 	return err
 }
