@@ -19,6 +19,7 @@ type Cache struct {
 	poll   time.Duration
 
 	snapshot atomic.Pointer[Snapshot]
+	lastErr  atomic.Pointer[error] // the last refresh's failure, nil once one succeeds
 	refresh  chan chan error
 	stop     chan struct{}
 	done     chan struct{}
@@ -85,6 +86,15 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 }
 
+// Err returns why the last refresh failed, or nil if it succeeded: the cache then
+// serves a copy that may be stale (for readiness checks).
+func (c *Cache) Err() error {
+	if err := c.lastErr.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // Close stops the refresh loop.
 func (c *Cache) Close() {
 	select {
@@ -120,10 +130,17 @@ func (c *Cache) load() error {
 	defer cancel()
 	snap, err := c.store.Snapshot(ctx)
 	if err != nil {
-		c.logger.Warn("cannot refresh routing metadata; serving the cached copy", "version", c.Snapshot().Version, "err", err)
-		return fmt.Errorf("routing: refresh metadata: %w", err)
+		if c.lastErr.Load() == nil {
+			c.logger.Warn("cannot refresh routing metadata; serving the cached copy until the store answers again", "version", c.Snapshot().Version, "err", err)
+		}
+		err = fmt.Errorf("routing: refresh metadata: %w", err)
+		c.lastErr.Store(&err)
+		return err
 	}
-	if snap.Version <= c.Snapshot().Version {
+	if c.lastErr.Swap(nil) != nil {
+		c.logger.Info("routing metadata store answers again", "version", snap.Version)
+	}
+	if snap.Version <= c.Snapshot().Version && snap.Incarnation == c.Snapshot().Incarnation {
 		return nil
 	}
 	c.snapshot.Store(snap)

@@ -93,6 +93,7 @@ func (s *MemStore) Snapshot(context.Context) (*Snapshot, error) {
 		nodes = append(nodes, n)
 	}
 	snap := newSnapshot(st.Version, st.ClusterID, topics, nodes)
+	snap.Incarnation = st.ClusterID // an in-process store never loses its data
 	snap.Proxies = maps.Clone(st.Proxies)
 	snap.Leases = maps.Clone(st.Leases)
 	return snap, nil

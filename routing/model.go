@@ -77,6 +77,9 @@ type Lease struct {
 type Snapshot struct {
 	Version   int64
 	ClusterID string
+	// Incarnation changes when the Store lost its data (a Redis restarted without
+	// persistence): processes then register again and nodes republish their topics.
+	Incarnation string
 	Topics    map[string]*Topic
 	Nodes     map[int32]Node
 	Proxies   map[int32]Proxy

@@ -321,6 +321,7 @@ func (s *RedisStore) buildSnapshot(version int64, clusterID string, topics []*To
 		nodes = append(nodes, n)
 	}
 	snap := newSnapshot(version, clusterID, topics, nodes)
+	snap.Incarnation = s.Incarnation()
 	snap.Proxies = make(map[int32]Proxy, len(proxyPairs))
 	for _, kv := range proxyPairs {
 		var p Proxy

@@ -39,6 +39,9 @@ type devConfig struct {
 	MaxRequestBytes   int
 	OffsetsPartitions int           // offsets.topic.num.partitions
 	InitialRebalance  time.Duration // group.initial.rebalance.delay.ms
+	RetentionCheck    time.Duration // log.retention.check.interval.ms
+	CleanerBackoff    time.Duration // log.cleaner.backoff.ms
+	ZeroCopy          bool
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -54,6 +57,9 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection")
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 10, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
+	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention.ms and retention.bytes (log.retention.check.interval.ms)")
+	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
+	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -80,6 +86,10 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--offsets-partitions %d: must be between 1 and 1000", c.OffsetsPartitions)
 	case c.InitialRebalance < 0:
 		return fmt.Errorf("--group-initial-rebalance-delay %s: must not be negative", c.InitialRebalance)
+	case c.RetentionCheck <= 0:
+		return fmt.Errorf("--log-retention-check-interval %s: must be positive", c.RetentionCheck)
+	case c.CleanerBackoff <= 0:
+		return fmt.Errorf("--log-cleaner-backoff %s: must be positive", c.CleanerBackoff)
 	}
 	return nil
 }
@@ -231,8 +241,11 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32, ln net.Lis
 	logger := d.logger.With("node", id)
 	started := time.Now()
 	srv, err := node.New(node.Config{
-		ID:      id,
-		DataDir: filepath.Join(cfg.DataDir, "node-"+strconv.Itoa(int(id))),
+		ID:                     id,
+		DataDir:                filepath.Join(cfg.DataDir, "node-"+strconv.Itoa(int(id))),
+		RetentionCheckInterval: cfg.RetentionCheck,
+		CleanerBackoff:         cfg.CleanerBackoff,
+		ZeroCopy:               cfg.ZeroCopy,
 		Hooks: partitionlog.Hooks{OnRecover: func(dir string, segments int, truncated int64, took time.Duration) {
 			if truncated > 0 {
 				logger.Warn("recovered a partition with a torn tail", "dir", dir, "segments", segments, "truncated_bytes", truncated, "took", took)
@@ -253,6 +266,7 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32, ln net.Lis
 		MaxRequestBytes: int32(cfg.MaxRequestBytes),
 		Versions:        node.APIs.Versions,
 		Observe:         d.telemetry.ObserveRequest("node"),
+		ZeroCopy:        cfg.ZeroCopy,
 	}
 	go serve(ws, ln, logger)
 	return &devNode{server: srv, wire: ws}, nil

@@ -36,6 +36,8 @@ func errorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, partitionlog.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, partitionlog.ErrStorage):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, errNotEnoughReplicas):
 		return kerr.NotEnoughReplicas.Code
 	case errors.Is(err, errFencedLeaderEpoch):

@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -13,15 +16,19 @@ import (
 // MinBytes are available it waits for the next append, up to MaxWaitMillis. A partition
 // error answers at once, as in Kafka. Fetch sessions end at the proxy, so the node
 // always answers full, sessionless fetches.
+//
+// With Config.ZeroCopy the record bytes are not read at all: the answer names ranges
+// of segment files, which the wire server sends with sendfile.
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
 		appended := s.appended.wait() // taken before reading so no append slips between
-		resp, size, failed := s.readFetch(req)
+		f := s.readFetch(req)
 		wait := time.Until(deadline)
-		if size >= int(req.MinBytes) || failed || wait <= 0 {
-			return resp
+		if f.size >= int(req.MinBytes) || f.failed || wait <= 0 || ctx.Err() != nil {
+			return f.response()
 		}
+		f.release()
 		timer := time.NewTimer(wait)
 		select {
 		case <-appended:
@@ -29,16 +36,37 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		case <-ctx.Done():
 		}
 		timer.Stop()
-		if ctx.Err() != nil {
-			return resp
-		}
 	}
+}
+
+// fetchRead is one pass over a fetch's partitions.
+type fetchRead struct {
+	resp     *kmsg.FetchResponse
+	size     int
+	failed   bool
+	ranges   [][]wire.FileRange // file ranges, one list per wire.Placeholder
+	releases []func()
+}
+
+// response is the answer to send: spliced when record bytes are file ranges.
+func (f *fetchRead) response() kmsg.Response {
+	if len(f.ranges) == 0 {
+		return f.resp
+	}
+	return &wire.Spliced{Response: f.resp, Ranges: f.ranges, Release: f.release}
+}
+
+func (f *fetchRead) release() {
+	for _, r := range f.releases {
+		r()
+	}
+	f.releases = nil
 }
 
 // readFetch reads every requested partition once, keeping to the request's MaxBytes
 // (beyond the first batch, which is always returned whole so consumers progress, KIP-74).
-func (s *Server) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int, failed bool) {
-	resp = req.ResponseKind().(*kmsg.FetchResponse)
+func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
+	f := &fetchRead{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	snap := s.view.Snapshot()
 	budget := req.MaxBytes
 	if req.Version < 3 || budget <= 0 {
@@ -48,19 +76,19 @@ func (s *Server) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
-			sp := s.readPartition(snap, rt.Topic, rp, min(rp.PartitionMaxBytes, budget), size == 0)
-			n := len(sp.RecordBatches)
-			size += n
+			sp, n := s.readPartition(f, snap, rt.Topic, rp, min(rp.PartitionMaxBytes, budget), f.size == 0)
+			f.size += n
 			budget -= int32(n)
-			failed = failed || sp.ErrorCode != 0
+			f.failed = f.failed || sp.ErrorCode != 0
 			st.Partitions = append(st.Partitions, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
+		f.resp.Topics = append(f.resp.Topics, st)
 	}
-	return resp, size, failed
+	return f
 }
 
-func (s *Server) readPartition(snap *routing.Snapshot, topic string, rp kmsg.FetchRequestTopicPartition, maxBytes int32, first bool) kmsg.FetchResponseTopicPartition {
+// readPartition answers one partition and returns how many record bytes it carries.
+func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, topic string, rp kmsg.FetchRequestTopicPartition, maxBytes int32, first bool) (kmsg.FetchResponseTopicPartition, int) {
 	sp := kmsg.NewFetchResponseTopicPartition()
 	sp.Partition = rp.Partition
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
@@ -71,23 +99,52 @@ func (s *Server) readPartition(snap *routing.Snapshot, topic string, rp kmsg.Fet
 	}
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
-		return sp
-	}
-	if maxBytes <= 0 && !first {
-		maxBytes = 0 // budget spent: report offsets, send no records
+		return sp, 0
 	}
 	highWatermark := r.log.EndOffset() // one replica: everything written is committed
 	sp.HighWatermark, sp.LastStableOffset = highWatermark, highWatermark
 	sp.LogStartOffset = r.log.StartOffset()
-	if maxBytes <= 0 {
-		return sp
+	if maxBytes <= 0 && !first {
+		return sp, 0 // budget spent: report offsets, send no records
+	}
+	maxBytes = max(maxBytes, 0)
+	if s.cfg.ZeroCopy {
+		if n, err := s.readSections(f, &sp, r, rp.FetchOffset, highWatermark, maxBytes); !errors.Is(err, partitionlog.ErrNoSections) {
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+			}
+			return sp, n
+		}
 	}
 	res, err := r.log.Read(rp.FetchOffset, highWatermark, maxBytes)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
-		return sp
+		return sp, 0
 	}
 	sp.RecordBatches = res.Records
 	sp.LogStartOffset = res.LogStartOffset
-	return sp
+	return sp, len(res.Records)
+}
+
+// readSections points the partition's record bytes at segment file ranges.
+func (s *Server) readSections(f *fetchRead, sp *kmsg.FetchResponseTopicPartition, r *replica, offset, highWatermark int64, maxBytes int32) (int, error) {
+	sections, meta, release, err := r.log.ReadSections(offset, highWatermark, maxBytes)
+	if err != nil {
+		return 0, err
+	}
+	sp.LogStartOffset = meta.LogStartOffset
+	if len(sections) == 0 {
+		release()
+		return 0, nil
+	}
+	f.releases = append(f.releases, release)
+	ranges := make([]wire.FileRange, len(sections))
+	n := 0
+	for i, sec := range sections {
+		ranges[i] = wire.FileRange{File: sec.File, Offset: sec.Offset, Length: sec.Length}
+		n += int(sec.Length)
+	}
+	sp.RecordBatches = wire.Placeholder(len(f.ranges))
+	f.ranges = append(f.ranges, ranges)
+	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -26,6 +27,7 @@ var APIs = wire.APITable{
 	1:  {Min: 4, Max: 12}, // Fetch
 	2:  {Min: 1, Max: 6},  // ListOffsets
 	18: {Min: 0, Max: 4},  // ApiVersions
+	21: {Min: 0, Max: 2},  // DeleteRecords
 	23: {Min: 0, Max: 4},  // OffsetForLeaderEpoch
 }
 
@@ -40,6 +42,14 @@ type Config struct {
 	ID      int32
 	DataDir string
 	Hooks   partitionlog.Hooks
+	// RetentionCheckInterval is how often retention runs (log.retention.check.interval.ms,
+	// default 5 minutes); CleanerBackoff how often compacted topics are cleaned
+	// (log.cleaner.backoff.ms, default 15 seconds).
+	RetentionCheckInterval time.Duration
+	CleanerBackoff         time.Duration
+	// ZeroCopy answers fetches with file ranges that the wire server sends with
+	// sendfile (its ZeroCopy must be on too, or they are copied).
+	ZeroCopy bool
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.
@@ -68,12 +78,23 @@ type replica struct {
 	// openedAt is the metadata version the replica was opened from: a reconcile
 	// working from an older snapshot must not take it for a partition to remove.
 	openedAt int64
+	// incarnation is the Store incarnation that placed it: a Store that lost its data
+	// (a new incarnation) does not list it, yet it was never deleted.
+	incarnation string
+	// configVersion is the topic config version applied to the log.
+	configVersion int64
 }
 
 // New returns a node server; call Reconcile once before serving, then Run.
 func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node %d: create data dir: %w", cfg.ID, err)
+	}
+	if cfg.RetentionCheckInterval <= 0 {
+		cfg.RetentionCheckInterval = 5 * time.Minute
+	}
+	if cfg.CleanerBackoff <= 0 {
+		cfg.CleanerBackoff = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID)}
 	s.mu.partitions = make(map[partitionKey]*replica)
@@ -91,14 +112,18 @@ func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respon
 		return s.listOffsets(body), nil
 	case *kmsg.OffsetForLeaderEpochRequest:
 		return s.offsetForLeaderEpoch(body), nil
+	case *kmsg.DeleteRecordsRequest:
+		return s.deleteRecords(body), nil
 	case *kmsg.ApiVersionsRequest:
 		return APIs.ApiVersionsResponse(), nil
 	}
 	return nil, fmt.Errorf("node %d: no handler for %s", s.cfg.ID, kmsg.NameForKey(req.Header.Key))
 }
 
-// Run reconciles local partitions with the routing metadata until ctx ends.
+// Run reconciles local partitions with the routing metadata, and runs retention and
+// compaction, until ctx ends.
 func (s *Server) Run(ctx context.Context) {
+	go s.maintain(ctx)
 	for {
 		changed := s.view.Changed()
 		if err := s.Reconcile(); err != nil {
@@ -119,14 +144,17 @@ func (s *Server) Reconcile() error {
 	var errs []error
 	for key, r := range s.openPartitions() {
 		if !s.assigned(snap, key, r.topicID) {
-			errs = append(errs, s.remove(key, snap.Version))
+			errs = append(errs, s.remove(key, snap))
 		}
 	}
 	for _, name := range snap.TopicNames() {
 		t := snap.Topics[name]
 		for _, p := range t.Partitions {
 			if p.HasReplica(s.cfg.ID) {
-				_, err := s.partition(t, p.Index, snap.Version)
+				r, err := s.partition(t, p.Index, snap)
+				if err == nil {
+					err = s.applyConfig(r, t)
+				}
 				errs = append(errs, err)
 			}
 		}
@@ -161,13 +189,13 @@ func (s *Server) lookup(snap *routing.Snapshot, topic string, index int32) (*rep
 	if p.Leader != s.cfg.ID {
 		return nil, p, errNotLeader
 	}
-	r, err := s.partition(t, index, snap.Version)
+	r, err := s.partition(t, index, snap)
 	return r, p, err
 }
 
-// partition returns the open replica, opening its log first if needed; version is
-// that of the snapshot that placed it here.
-func (s *Server) partition(t *routing.Topic, index int32, version int64) (*replica, error) {
+// partition returns the open replica, opening its log first if needed; snap is the
+// snapshot that placed it here.
+func (s *Server) partition(t *routing.Topic, index int32, snap *routing.Snapshot) (*replica, error) {
 	key := partitionKey{t.Name, index}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,11 +209,14 @@ func (s *Server) partition(t *routing.Topic, index int32, version int64) (*repli
 	if err := claimDir(dir, t.ID); err != nil {
 		return nil, err
 	}
+	if err := writeTopicRecord(dir, snap.Incarnation, t); err != nil {
+		return nil, err
+	}
 	log, err := partitionlog.Open(dir, logConfig(t), s.cfg.Hooks, s.logger.With("topic", t.Name, "partition", index))
 	if err != nil {
 		return nil, fmt.Errorf("node %d: open %s: %w", s.cfg.ID, dir, err)
 	}
-	r := &replica{topicID: t.ID, log: log, openedAt: version}
+	r := &replica{topicID: t.ID, log: log, openedAt: snap.Version, incarnation: snap.Incarnation, configVersion: t.ConfigVersion}
 	s.mu.partitions[key] = r
 	return r, nil
 }
@@ -210,11 +241,12 @@ func (s *Server) assigned(snap *routing.Snapshot, key partitionKey, id routing.T
 }
 
 // remove closes a partition and deletes its directory, unless it was opened from
-// metadata newer than the snapshot (at version) that no longer lists it.
-func (s *Server) remove(key partitionKey, version int64) error {
+// metadata newer than the snapshot that no longer lists it, or from another
+// incarnation of the Store (which lost the topic rather than deleted it).
+func (s *Server) remove(key partitionKey, snap *routing.Snapshot) error {
 	s.mu.Lock()
 	r, ok := s.mu.partitions[key]
-	if !ok || r.openedAt > version {
+	if !ok || r.openedAt > snap.Version || r.incarnation != snap.Incarnation {
 		s.mu.Unlock()
 		return nil
 	}
@@ -247,6 +279,10 @@ func (s *Server) removeStrayDirs(snap *routing.Snapshot) error {
 		}
 		if p, ok := snap.Partition(key.topic, key.index); ok && p.HasReplica(s.cfg.ID) {
 			continue
+		}
+		dir := filepath.Join(s.cfg.DataDir, e.Name())
+		if rec, err := readTopicRecord(dir); err == nil && rec.Incarnation != snap.Incarnation {
+			continue // placed by a Store that has since lost its data: Republish restores it
 		}
 		s.logger.Info("removing data of a partition not placed on this node", "dir", e.Name())
 		errs = append(errs, os.RemoveAll(filepath.Join(s.cfg.DataDir, e.Name())))
@@ -292,11 +328,56 @@ func claimDir(dir string, id routing.TopicID) error {
 	return os.WriteFile(marker, []byte(want), 0o644)
 }
 
+// applyConfig gives a running log the topic's configs when they changed.
+func (s *Server) applyConfig(r *replica, t *routing.Topic) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.configVersion == t.ConfigVersion {
+		return nil
+	}
+	if err := r.log.SetConfig(logConfig(t)); err != nil {
+		return fmt.Errorf("node %d: apply configs of %s: %w", s.cfg.ID, t.Name, err)
+	}
+	r.configVersion = t.ConfigVersion
+	s.logger.Info("applied topic configs", "topic", t.Name, "config_version", t.ConfigVersion)
+	return nil
+}
+
 func logConfig(t *routing.Topic) partitionlog.Config {
 	return partitionlog.Config{
-		SegmentBytes:       t.ConfigInt("segment.bytes"),
-		MaxMessageBytes:    int32(t.ConfigInt("max.message.bytes")),
-		IndexIntervalBytes: int32(t.ConfigInt("index.interval.bytes")),
+		SegmentBytes:         t.ConfigInt("segment.bytes"),
+		MaxMessageBytes:      int32(t.ConfigInt("max.message.bytes")),
+		IndexIntervalBytes:   int32(t.ConfigInt("index.interval.bytes")),
+		SegmentMs:            t.ConfigInt("segment.ms"),
+		RetentionMs:          nonZero(t.ConfigInt("retention.ms")),
+		RetentionBytes:       nonZero(t.ConfigInt("retention.bytes")),
+		FlushMessages:        t.ConfigInt("flush.messages"),
+		FlushMs:              nonZero(t.ConfigInt("flush.ms")),
+		MessageTimestampType: configString(t, "message.timestamp.type"),
+	}
+}
+
+// nonZero turns a Kafka setting of 0 ("at once") into the smallest positive value,
+// since partitionlog reads 0 as "use the default".
+func nonZero(v int64) int64 {
+	if v == 0 {
+		return 1
+	}
+	return v
+}
+
+func configString(t *routing.Topic, name string) string {
+	v, _ := t.ConfigValue(name)
+	return v
+}
+
+// compactConfig is the cleaner's view of a compacted topic's configs.
+func compactConfig(t *routing.Topic, highWatermark int64) partitionlog.CompactConfig {
+	return partitionlog.CompactConfig{
+		DeleteRetention:        max(time.Duration(t.ConfigInt("delete.retention.ms"))*time.Millisecond, time.Nanosecond),
+		MinCleanableDirtyRatio: max(t.ConfigFloat("min.cleanable.dirty.ratio"), 1e-9),
+		MinCompactionLag:       time.Duration(t.ConfigInt("min.compaction.lag.ms")) * time.Millisecond,
+		MaxCleanableOffset:     highWatermark,
 	}
 }
 

@@ -62,5 +62,6 @@ func (s *Server) produceOne(topic string, index int32, records []byte, acks int1
 	}
 	out.BaseOffset = res.BaseOffset
 	out.LogStartOffset = res.LogStartOffset
+	out.LogAppendTime = res.LogAppendTime
 	return nil
 }

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/strait-io/strait/partitionlog"
+	"github.com/strait-io/strait/routing"
+)
+
+// maintain runs retention and compaction over the open partitions until ctx ends. One
+// goroutine does both, one partition at a time, so maintenance never competes with
+// itself for the disk; appends and reads go on meanwhile.
+func (s *Server) maintain(ctx context.Context) {
+	retention := time.NewTicker(s.cfg.RetentionCheckInterval)
+	defer retention.Stop()
+	cleaner := time.NewTicker(s.cfg.CleanerBackoff)
+	defer cleaner.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retention.C:
+			s.eachPartition(s.enforceRetention)
+		case <-cleaner.C:
+			s.eachPartition(s.compact)
+		}
+	}
+}
+
+// eachPartition calls fn for every open partition whose topic is in the metadata.
+func (s *Server) eachPartition(fn func(key partitionKey, r *replica, t *routing.Topic)) {
+	snap := s.view.Snapshot()
+	for key, r := range s.openPartitions() {
+		if t, ok := snap.Topic(key.topic); ok && t.ID == r.topicID {
+			fn(key, r, t)
+		}
+	}
+}
+
+func (s *Server) enforceRetention(key partitionKey, r *replica, t *routing.Topic) {
+	if !t.Deletes() {
+		return
+	}
+	deleted, err := r.log.EnforceRetention(time.Now())
+	switch {
+	case err != nil && !errors.Is(err, partitionlog.ErrClosed):
+		s.logger.Warn("retention failed; will retry at the next check", "topic", key.topic, "partition", key.index, "err", err)
+	case deleted > 0:
+		s.logger.Info("retention deleted segments", "topic", key.topic, "partition", key.index,
+			"segments", deleted, "log_start_offset", r.log.StartOffset())
+	}
+}
+
+func (s *Server) compact(key partitionKey, r *replica, t *routing.Topic) {
+	if !t.Compacted() {
+		return
+	}
+	stats, err := r.log.Compact(time.Now(), compactConfig(t, r.log.EndOffset()))
+	switch {
+	case errors.Is(err, partitionlog.ErrClosed), errors.Is(err, partitionlog.ErrCompactionInProgress), errors.Is(err, partitionlog.ErrCompactionAborted):
+		s.logger.Debug("compaction skipped", "err", err)
+	case err != nil:
+		s.logger.Warn("compaction failed; will retry", "topic", key.topic, "partition", key.index, "err", err)
+	case stats.SegmentsIn > 0:
+		s.logger.Info("compacted partition", "topic", key.topic, "partition", key.index,
+			"segments_in", stats.SegmentsIn, "segments_out", stats.SegmentsOut,
+			"bytes_in", stats.BytesIn, "bytes_out", stats.BytesOut, "records_removed", stats.RecordsRemoved, "took", stats.Took)
+	}
+}
