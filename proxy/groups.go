@@ -52,7 +52,9 @@ func (p *Proxy) StartGroups(ctx context.Context, cfg coordinator.Config) error {
 // ensureOffsetsTopic creates __consumer_offsets if missing and returns its partition
 // count: an existing topic keeps its count, since groups hash onto it.
 func (p *Proxy) ensureOffsetsTopic(ctx context.Context, partitions int32) (int32, error) {
-	_, err := p.controller.CreateTopic(ctx, routing.TopicSpec{Name: coordinator.OffsetsTopic, Partitions: partitions})
+	// Compacted, as in Kafka: only the latest commit per group and partition matters.
+	spec := routing.TopicSpec{Name: coordinator.OffsetsTopic, Partitions: partitions, Configs: map[string]string{"cleanup.policy": "compact"}}
+	_, err := p.controller.CreateTopic(ctx, spec)
 	if err != nil && !errors.Is(err, routing.ErrTopicExists) {
 		return 0, fmt.Errorf("create %s: %w", coordinator.OffsetsTopic, err)
 	}
