@@ -80,10 +80,10 @@ type Snapshot struct {
 	// Incarnation changes when the Store lost its data (a Redis restarted without
 	// persistence): processes then register again and nodes republish their topics.
 	Incarnation string
-	Topics    map[string]*Topic
-	Nodes     map[int32]Node
-	Proxies   map[int32]Proxy
-	Leases    map[string]Lease
+	Topics      map[string]*Topic
+	Nodes       map[int32]Node
+	Proxies     map[int32]Proxy
+	Leases      map[string]Lease
 
 	topicsByID map[TopicID]*Topic
 }
