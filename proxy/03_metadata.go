@@ -2,8 +2,10 @@ package proxy
 
 // Metadata, versions 0 to 13.
 //
-// The proxy lists itself as the only broker and the leader of every partition (forward
-// mode): clients send everything here and the proxy forwards to the real leader node.
+// The proxy lists the registered proxies as the brokers and itself as the leader of
+// every partition (forward mode): clients send everything here and the proxy forwards
+// to the real leader node; other proxies are listed because one of them may coordinate
+// a client's group.
 // Replicas and ISR are the real node ids, so admin tools see the true replication.
 // Topics may be named by id from v10 (KIP-516). Unknown topics are created when both
 // the client allows it (v4+, always before) and auto.create.topics.enable is on.
@@ -25,10 +27,11 @@ func (p *Proxy) metadata(ctx context.Context, req *kmsg.MetadataRequest) (kmsg.R
 	if !all && p.cfg.AutoCreateTopics && (req.AllowAutoTopicCreation || req.Version < 4) {
 		snap = p.autoCreate(ctx, snap, metadataTopicNames(req))
 	}
-	id, host, port, rack := p.broker()
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: id, Host: host, Port: port, Rack: rack}}
+	for _, b := range p.brokers(snap) {
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
+	}
 	resp.ClusterID = &snap.ClusterID
-	resp.ControllerID = id
+	resp.ControllerID = p.cfg.BrokerID
 	if all {
 		for _, name := range snap.TopicNames() {
 			resp.Topics = append(resp.Topics, p.metadataTopic(snap.Topics[name]))

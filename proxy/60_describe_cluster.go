@@ -2,7 +2,7 @@ package proxy
 
 // DescribeCluster, versions 0 to 2.
 //
-// Lists this proxy as the cluster's broker and controller, as Metadata does. Asking
+// Lists the proxies as the cluster's brokers, as Metadata does, and this one as controller. Asking
 // for controller endpoints (v1 EndpointType 2) gets UNSUPPORTED_ENDPOINT_TYPE: clients
 // reach Strait's control plane only through the proxy.
 
@@ -20,9 +20,11 @@ func (p *Proxy) describeCluster(_ context.Context, req *kmsg.DescribeClusterRequ
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		return resp, nil
 	}
-	id, host, port, rack := p.broker()
-	resp.ClusterID = p.view.Snapshot().ClusterID
-	resp.ControllerID = id
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: id, Host: host, Port: port, Rack: rack}}
+	snap := p.view.Snapshot()
+	resp.ClusterID = snap.ClusterID
+	resp.ControllerID = p.cfg.BrokerID
+	for _, b := range p.brokers(snap) {
+		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
+	}
 	return resp, nil
 }

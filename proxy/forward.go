@@ -125,6 +125,8 @@ func adminErrorCode(err error) int16 {
 		return kerr.InvalidConfig.Code
 	case errors.Is(err, routing.ErrConflict):
 		return kerr.NotController.Code // retriable: the client tries again on fresh state
+	case errors.Is(err, routing.ErrStoreUnavailable):
+		return kerr.RequestTimedOut.Code // retriable: the metadata store is unreachable for now
 	default:
 		return kerr.UnknownServerError.Code
 	}

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -87,10 +89,39 @@ func (p *Proxy) Close() error {
 	return p.nodes.Close()
 }
 
-// broker is this proxy as clients see it.
-func (p *Proxy) broker() (id int32, host string, port int32, rack *string) {
+// broker is a proxy as clients see it.
+type broker struct {
+	id   int32
+	host string
+	port int32
+	rack *string
+}
+
+// brokers lists this proxy and every other registered proxy, in id order. Clients
+// must know a group's coordinator among the brokers (franz-go looks the
+// FindCoordinator answer up by node id), and the coordinator may be another proxy.
+func (p *Proxy) brokers(snap *routing.Snapshot) []broker {
+	self := broker{id: p.cfg.BrokerID, host: p.host, port: p.port}
 	if p.cfg.Rack != "" {
-		rack = &p.cfg.Rack
+		self.rack = &p.cfg.Rack
 	}
-	return p.cfg.BrokerID, p.host, p.port, rack
+	out := []broker{self}
+	for _, other := range snap.Proxies {
+		if other.ID == p.cfg.BrokerID {
+			continue
+		}
+		host, portText, err := net.SplitHostPort(other.Addr)
+		port, perr := strconv.ParseInt(portText, 10, 32)
+		if err != nil || perr != nil {
+			continue
+		}
+		b := broker{id: other.ID, host: host, port: int32(port)}
+		if other.Rack != "" {
+			rack := other.Rack
+			b.rack = &rack
+		}
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b broker) int { return cmp.Compare(a.id, b.id) })
+	return out
 }
