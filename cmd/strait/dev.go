@@ -8,20 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/strait-io/strait/coordinator"
-	"github.com/strait-io/strait/coordinator/classic"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
-	"github.com/strait-io/strait/partitionlog"
-	"github.com/strait-io/strait/partitionlog/node"
-	"github.com/strait-io/strait/proxy"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -94,16 +87,6 @@ func (c *devConfig) validate() error {
 	return nil
 }
 
-// advertisedFrom turns a listen address into one clients can dial: a wildcard host
-// (":9092", "0.0.0.0:9092") becomes localhost.
-func advertisedFrom(listen string) string {
-	host, port, _ := net.SplitHostPort(listen)
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
-}
-
 func runDev(args []string) error {
 	var cfg devConfig
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
@@ -118,35 +101,13 @@ func runDev(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	d, err := startDev(ctx, cfg, logger)
-	if err != nil {
-		logger.Error("strait dev could not start", "err", err)
-		return err
-	}
-	<-ctx.Done()
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := d.shutdown(shutdownCtx); err != nil {
-		logger.Error("shutdown was not clean", "err", err)
-		return err
-	}
-	logger.Info("stopped")
-	return nil
-}
-
-func newLogger(format, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	logger, err := observability.NewLogger(os.Stderr, format, l)
-	if err != nil {
-		return nil, fmt.Errorf("--log-format %q: %w", format, err)
-	}
-	return logger, nil
+	return runUntilSignal(logger, func(ctx context.Context) (func(context.Context) error, error) {
+		d, err := startDev(ctx, cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		return d.shutdown, nil
+	})
 }
 
 // dev is a running `strait dev`: one proxy, N nodes and an in-process store.
@@ -155,17 +116,11 @@ type dev struct {
 	telemetry *observability.Telemetry
 	store     *routing.MemStore
 	cache     *routing.Cache
-	nodes     []*devNode
-	proxy     *proxy.Proxy
-	proxySrv  *wire.Server
+	nodes     []*nodeProcess
+	proxy     *proxyProcess
 	admin     *observability.AdminServer
 	cancel    context.CancelFunc
 	ready     atomic.Bool
-}
-
-type devNode struct {
-	server *node.Server
-	wire   *wire.Server
 }
 
 func startDev(ctx context.Context, cfg devConfig, logger *slog.Logger) (*dev, error) {
@@ -184,15 +139,8 @@ func startDev(ctx context.Context, cfg devConfig, logger *slog.Logger) (*dev, er
 
 func (d *dev) start(ctx context.Context, cfg devConfig) error {
 	var err error
-	d.telemetry, err = observability.New(observability.Config{ServiceName: "strait", Tier: "dev", InstanceID: "dev"})
+	d.telemetry, d.admin, err = startObservability("dev", "dev", cfg.Admin, d.logger, &d.ready)
 	if err != nil {
-		return err
-	}
-	d.admin = observability.NewAdminServer(cfg.Admin, d.telemetry, d.logger, observability.ReadinessCheck{
-		Name:  "serving",
-		Check: func(context.Context) error { return readyErr(d.ready.Load()) },
-	})
-	if err := d.admin.Start(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -204,112 +152,60 @@ func (d *dev) start(ctx context.Context, cfg devConfig) error {
 	if d.cache, err = routing.NewCache(ctx, d.store, 0, d.logger); err != nil {
 		return err
 	}
-	if err := d.startNodes(ctx, cfg); err != nil {
-		return err
+	for i := range cfg.Nodes {
+		if err := d.startNode(ctx, cfg, int32(i+1)); err != nil {
+			return err
+		}
 	}
 	return d.startProxy(ctx, cfg)
 }
 
-// startNodes registers every node at a fresh loopback port, recovers its partitions,
-// and starts serving.
-func (d *dev) startNodes(ctx context.Context, cfg devConfig) error {
-	listeners := make([]net.Listener, cfg.Nodes)
-	for i := range listeners {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("node %d: listen: %w", i+1, err)
-		}
-		listeners[i] = ln
-		if err := d.store.RegisterNode(ctx, routing.Node{ID: int32(i + 1), Addr: ln.Addr().String()}); err != nil {
-			return err
-		}
+// startNode runs one node on a fresh loopback port.
+func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("node %d: listen: %w", id, err)
 	}
-	if err := d.cache.Refresh(ctx); err != nil {
+	n, err := startNodeProcess(ctx, nodeOptions{
+		ID:              id,
+		Listener:        ln,
+		Advertise:       ln.Addr().String(),
+		DataDir:         filepath.Join(cfg.DataDir, "node-"+strconv.Itoa(int(id))),
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		RetentionCheck:  cfg.RetentionCheck,
+		CleanerBackoff:  cfg.CleanerBackoff,
+		ZeroCopy:        cfg.ZeroCopy,
+		// Dev nodes listen on a new port at each start; the data dir is what they are.
+		LeaseHolder: "dev-node-" + strconv.Itoa(int(id)) + "@" + cfg.DataDir,
+	}, d.store, d.cache, d.telemetry, d.logger)
+	if err != nil {
+		ln.Close()
 		return err
 	}
-	for i, ln := range listeners {
-		n, err := d.startNode(ctx, cfg, int32(i+1), ln)
-		if err != nil {
-			return err
-		}
-		d.nodes = append(d.nodes, n)
-	}
+	d.nodes = append(d.nodes, n)
 	return nil
 }
 
-func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32, ln net.Listener) (*devNode, error) {
-	logger := d.logger.With("node", id)
-	started := time.Now()
-	srv, err := node.New(node.Config{
-		ID:                     id,
-		DataDir:                filepath.Join(cfg.DataDir, "node-"+strconv.Itoa(int(id))),
-		RetentionCheckInterval: cfg.RetentionCheck,
-		CleanerBackoff:         cfg.CleanerBackoff,
-		ZeroCopy:               cfg.ZeroCopy,
-		Hooks: partitionlog.Hooks{OnRecover: func(dir string, segments int, truncated int64, took time.Duration) {
-			if truncated > 0 {
-				logger.Warn("recovered a partition with a torn tail", "dir", dir, "segments", segments, "truncated_bytes", truncated, "took", took)
-			}
-		}},
-	}, d.cache, logger)
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Reconcile(); err != nil {
-		return nil, fmt.Errorf("node %d: open partitions: %w", id, err)
-	}
-	logger.Info("node recovered its partitions", "took", time.Since(started).Round(time.Millisecond), "addr", ln.Addr().String())
-	go srv.Run(ctx)
-	ws := &wire.Server{
-		Handler:         srv,
-		Logger:          logger,
-		MaxRequestBytes: int32(cfg.MaxRequestBytes),
-		Versions:        node.APIs.Versions,
-		Observe:         d.telemetry.ObserveRequest("node"),
-		ZeroCopy:        cfg.ZeroCopy,
-	}
-	go serve(ws, ln, logger)
-	return &devNode{server: srv, wire: ws}, nil
-}
-
 func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
-	controller := routing.NewController(d.store, routing.ControllerConfig{DefaultPartitions: int32(cfg.DefaultPartitions)}, d.logger)
-	p, err := proxy.New(proxy.Config{
-		BrokerID:         0,
-		AdvertisedAddr:   cfg.Advertise,
-		AutoCreateTopics: cfg.AutoCreateTopics,
-	}, d.cache, d.store, controller, d.logger.With("tier", "proxy"))
-	if err != nil {
-		return err
-	}
-	d.proxy = p
-	if err := d.store.RegisterProxy(ctx, routing.Proxy{ID: 0, Addr: cfg.Advertise}); err != nil {
-		return err
-	}
-	delay := cfg.InitialRebalance
-	if delay == 0 {
-		delay = -1 // classic.Config reads zero as "Kafka's default"; the flag's 0 means none
-	}
-	groups := coordinator.Config{
-		Partitions: int32(cfg.OffsetsPartitions),
-		Classic:    classic.Config{InitialRebalanceDelay: delay},
-	}
-	if err := p.StartGroups(ctx, groups); err != nil {
-		return fmt.Errorf("start consumer groups: %w", err)
-	}
-	d.admin.AddCheck(observability.ReadinessCheck{Name: "groups", Check: func(context.Context) error { return p.GroupsLoaded() }})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
-	d.proxySrv = &wire.Server{
-		Handler:         p,
-		Logger:          d.logger.With("tier", "proxy"),
-		MaxRequestBytes: int32(cfg.MaxRequestBytes),
-		Versions:        proxy.APIs().Versions,
-		Observe:         d.telemetry.ObserveRequest("proxy"),
+	d.proxy, err = startProxyProcess(ctx, proxyOptions{
+		ID:                0, // the sidecar's one broker; nodes count from 1
+		Listener:          ln,
+		Advertise:         cfg.Advertise,
+		MaxRequestBytes:   cfg.MaxRequestBytes,
+		AutoCreateTopics:  cfg.AutoCreateTopics,
+		DefaultPartitions: cfg.DefaultPartitions,
+		OffsetsPartitions: cfg.OffsetsPartitions,
+		InitialRebalance:  cfg.InitialRebalance,
+	}, d.store, d.cache, d.telemetry, d.logger)
+	if err != nil {
+		ln.Close()
+		return err
 	}
-	go serve(d.proxySrv, ln, d.logger)
+	d.admin.AddCheck(observabilityGroupsCheck(d.proxy))
 	return nil
 }
 
@@ -318,14 +214,11 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 func (d *dev) shutdown(ctx context.Context) error {
 	d.ready.Store(false)
 	var errs []error
-	if d.proxySrv != nil {
-		errs = append(errs, d.proxySrv.Shutdown(ctx))
-	}
 	if d.proxy != nil {
-		errs = append(errs, d.proxy.Close())
+		errs = append(errs, d.proxy.shutdown(ctx))
 	}
 	for _, n := range d.nodes {
-		errs = append(errs, n.wire.Shutdown(ctx), n.server.Close())
+		errs = append(errs, n.shutdown(ctx))
 	}
 	if d.cancel != nil {
 		d.cancel()
@@ -336,24 +229,6 @@ func (d *dev) shutdown(ctx context.Context) error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
-	if d.admin != nil {
-		errs = append(errs, d.admin.Shutdown(ctx))
-	}
-	if d.telemetry != nil {
-		errs = append(errs, d.telemetry.Shutdown(ctx))
-	}
+	errs = append(errs, stopObservability(ctx, d.admin, d.telemetry))
 	return errors.Join(errs...)
-}
-
-func serve(s *wire.Server, ln net.Listener, logger *slog.Logger) {
-	if err := s.Serve(ln); err != nil && !errors.Is(err, wire.ErrServerClosed) {
-		logger.Error("Kafka listener stopped", "addr", ln.Addr().String(), "err", err)
-	}
-}
-
-func readyErr(ready bool) error {
-	if !ready {
-		return errors.New("starting or stopping")
-	}
-	return nil
 }

@@ -1,6 +1,8 @@
 // Command strait is Strait's one binary: a Kafka-compatible streaming system.
 //
 //	strait dev       one process: proxy, partition-log nodes and metadata store
+//	strait node      a partition-log node of a cluster whose metadata is in Redis
+//	strait proxy     a Kafka-protocol proxy of such a cluster
 //	strait bench     produce and consume load against a running cluster
 //	strait version   print the version
 package main
@@ -19,6 +21,8 @@ const usage = `strait: a Kafka-compatible streaming system
 
 Usage:
   strait dev [flags]       run proxy, nodes and metadata in one process
+  strait node [flags]      run a partition-log node of a cluster (metadata in Redis)
+  strait proxy [flags]     run a Kafka-protocol proxy of a cluster (metadata in Redis)
   strait bench [flags]     measure produce and consume throughput
   strait version           print the version
 
@@ -43,6 +47,10 @@ func run(args []string) error {
 	switch args[0] {
 	case "dev":
 		return runDev(args[1:])
+	case "node":
+		return runNode(args[1:])
+	case "proxy":
+		return runProxy(args[1:])
 	case "bench":
 		return runBench(args[1:])
 	case "version", "--version", "-v":

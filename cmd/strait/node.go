@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/observability"
+	"github.com/strait-io/strait/routing"
+)
+
+// nodeConfig is everything `strait node` can be told.
+type nodeConfig struct {
+	ID              int
+	Listen          string
+	Advertise       string
+	DataDir         string
+	Redis           string
+	Cluster         string
+	Admin           string
+	LogFormat       string
+	LogLevel        string
+	MaxRequestBytes int
+	RetentionCheck  time.Duration
+	CleanerBackoff  time.Duration
+	ZeroCopy        bool
+}
+
+func (c *nodeConfig) flags(fs *flag.FlagSet) {
+	fs.IntVar(&c.ID, "id", -1, "this node's id, unique in the cluster (required)")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9093", "address the node's Kafka listener binds")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port proxies and peers dial (default: the listen address)")
+	fs.StringVar(&c.DataDir, "data-dir", "./strait-node-data", "directory for this node's partitions")
+	clusterFlags(fs, &c.Redis, &c.Cluster, &c.Admin, "127.0.0.1:9645", &c.LogFormat, &c.LogLevel)
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection")
+	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention (log.retention.check.interval.ms)")
+	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
+	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
+}
+
+func (c *nodeConfig) validate() error {
+	switch {
+	case c.ID < 0 || c.ID >= firstAutoProxyID:
+		return fmt.Errorf("--id %d: give each node an id from 0 to %d", c.ID, firstAutoProxyID-1)
+	case c.DataDir == "":
+		return fmt.Errorf("--data-dir is empty")
+	case c.MaxRequestBytes < 1024:
+		return fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes)
+	case c.RetentionCheck <= 0 || c.CleanerBackoff <= 0:
+		return fmt.Errorf("--log-retention-check-interval and --log-cleaner-backoff must be positive")
+	}
+	return nil
+}
+
+func runNode(args []string) error {
+	var cfg nodeConfig
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(logger, func(ctx context.Context) (func(context.Context) error, error) {
+		return startNodeCommand(ctx, cfg, logger)
+	})
+}
+
+// startNodeCommand runs a node of a cluster whose metadata is in Redis.
+func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) (func(context.Context) error, error) {
+	var ready atomic.Bool
+	instance := fmt.Sprintf("node-%d", cfg.ID)
+	tel, admin, err := startObservability("node", instance, cfg.Admin, logger, &ready)
+	if err != nil {
+		return nil, err
+	}
+	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
+	if err != nil {
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	ln, advertise, err := listenAndAdvertise(cfg.Listen, cfg.Advertise)
+	if err != nil {
+		c.close()
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	n, err := startNodeProcess(c.ctx, nodeOptions{
+		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, DataDir: cfg.DataDir,
+		MaxRequestBytes: cfg.MaxRequestBytes, RetentionCheck: cfg.RetentionCheck,
+		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy,
+	}, c.store, c.cache, tel, logger)
+	if err != nil {
+		ln.Close()
+		c.close()
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	ready.Store(true)
+	logger.Info("strait node is ready", "id", cfg.ID, "listen", ln.Addr().String(), "advertise", advertise,
+		"admin", admin.Addr().String(), "data_dir", cfg.DataDir, "cluster", cfg.Cluster, "version", version)
+	return func(ctx context.Context) error {
+		ready.Store(false)
+		err := n.shutdown(ctx)
+		c.close()
+		return errors.Join(err, stopObservability(ctx, admin, tel))
+	}, nil
+}
+
+// cluster is a connection to a cluster's routing metadata in Redis.
+type cluster struct {
+	ctx    context.Context // ends when the process stops using the cluster
+	cancel context.CancelFunc
+	store  *routing.RedisStore
+	cache  *routing.Cache
+}
+
+// connectCluster opens the Redis store (failing fast, naming the URL, if Redis does not
+// answer), starts the cached view, and reports the store in the admin server's readiness.
+func connectCluster(ctx context.Context, url, name string, logger *slog.Logger, admin *observability.AdminServer) (*cluster, error) {
+	store, err := routing.NewRedisStore(ctx, url, name, logger)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{store: store}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.cache, err = routing.NewCache(ctx, store, 0, logger); err != nil {
+		store.Close()
+		return nil, err
+	}
+	admin.AddCheck(observability.ReadinessCheck{Name: "redis", Check: func(context.Context) error { return c.cache.Err() }})
+	return c, nil
+}
+
+func (c *cluster) close() {
+	c.cancel()
+	c.cache.Close()
+	c.store.Close()
+}
+
+// clusterFlags are the flags every clustered process takes.
+func clusterFlags(fs *flag.FlagSet, redis, name, admin *string, adminDefault string, logFormat, logLevel *string) {
+	fs.StringVar(redis, "redis", "redis://127.0.0.1:6379/0", "Redis holding the routing metadata: redis://[:password@]host:port/db, or rediss:// for TLS")
+	fs.StringVar(name, "cluster", "strait", "cluster name; clusters sharing a Redis keep apart by it")
+	fs.StringVar(admin, "admin", adminDefault, "address of the admin HTTP server (/metrics, /healthz, /readyz, /debug/pprof/)")
+	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}

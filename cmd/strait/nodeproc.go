@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/observability"
+	"github.com/strait-io/strait/partitionlog"
+	"github.com/strait-io/strait/partitionlog/node"
+	"github.com/strait-io/strait/routing"
+)
+
+// nodeLeaseTTL bounds how long a node that died keeps looking alive.
+const nodeLeaseTTL = 10 * time.Second
+
+// nodeOptions is what one partition-log node needs, in dev or on its own.
+type nodeOptions struct {
+	ID              int32
+	Listener        net.Listener
+	Advertise       string // host:port others dial
+	DataDir         string
+	MaxRequestBytes int
+	RetentionCheck  time.Duration
+	CleanerBackoff  time.Duration
+	ZeroCopy        bool
+	// LeaseHolder names this process in the node's lease (default node-<id>@<advertise>):
+	// a restarted node with the same holder takes its lease back at once.
+	LeaseHolder string
+}
+
+// nodeProcess is a running partition-log node: its partitions, its Kafka listener, and
+// its registration in the routing Store, which it keeps alive.
+type nodeProcess struct {
+	opts   nodeOptions
+	store  routing.Store
+	cache  *routing.Cache
+	server *node.Server
+	wire   *wire.Server
+	logger *slog.Logger
+}
+
+// startNodeProcess registers the node, recovers its partitions and starts serving.
+// It fails if another live process holds the node's id.
+func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store, cache *routing.Cache, tel *observability.Telemetry, logger *slog.Logger) (*nodeProcess, error) {
+	n := &nodeProcess{opts: opts, store: store, cache: cache, logger: logger.With("node", opts.ID)}
+	if err := n.register(ctx); err != nil {
+		return nil, err
+	}
+	if err := cache.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	srv, err := node.New(node.Config{
+		ID:                     opts.ID,
+		DataDir:                opts.DataDir,
+		RetentionCheckInterval: opts.RetentionCheck,
+		CleanerBackoff:         opts.CleanerBackoff,
+		ZeroCopy:               opts.ZeroCopy,
+		Hooks:                  recoveryHooks(n.logger),
+	}, cache, n.logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Reconcile(); err != nil {
+		return nil, fmt.Errorf("node %d: open partitions: %w", opts.ID, err)
+	}
+	n.server = srv
+	n.logger.Info("node recovered its partitions", "took", time.Since(started).Round(time.Millisecond), "addr", opts.Advertise)
+	go srv.Run(ctx)
+	go n.keepRegistered(ctx)
+	n.wire = &wire.Server{
+		Handler:         srv,
+		Logger:          n.logger,
+		MaxRequestBytes: int32(opts.MaxRequestBytes),
+		Versions:        node.APIs.Versions,
+		Observe:         tel.ObserveRequest("node"),
+		ZeroCopy:        opts.ZeroCopy,
+	}
+	go serve(n.wire, opts.Listener, n.logger)
+	return n, nil
+}
+
+// register takes the node's lease and records its address. The lease holder names the
+// address, so a node restarted in place takes its lease back at once while a second
+// process claiming the same id elsewhere is refused.
+func (n *nodeProcess) register(ctx context.Context) error {
+	holder := n.opts.LeaseHolder
+	if holder == "" {
+		holder = "node-" + strconv.Itoa(int(n.opts.ID)) + "@" + n.opts.Advertise
+	}
+	if _, err := n.store.AcquireLease(ctx, nodeLeaseName(n.opts.ID), holder, nodeLeaseTTL); err != nil {
+		if errors.Is(err, routing.ErrLeaseHeld) {
+			return fmt.Errorf("node id %d is in use by another live process (give each node its own --id): %w", n.opts.ID, err)
+		}
+		return fmt.Errorf("node %d: register: %w", n.opts.ID, err)
+	}
+	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur.Addr == n.opts.Advertise {
+		return nil
+	}
+	return n.store.RegisterNode(ctx, routing.Node{ID: n.opts.ID, Addr: n.opts.Advertise})
+}
+
+// keepRegistered renews the lease, registers again if the Store forgot the node, and
+// republishes the topics whose data this node holds if the Store lost them (a Redis
+// restarted empty), until ctx ends.
+func (n *nodeProcess) keepRegistered(ctx context.Context) {
+	ticker := time.NewTicker(nodeLeaseTTL / 3)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if err := n.register(ctx); err != nil {
+			n.logger.Warn("cannot renew the node's registration; it keeps serving from its cached metadata", "err", err)
+			continue
+		}
+		if err := n.server.Republish(ctx, n.store.CreateTopic); err != nil {
+			n.logger.Warn("republishing topics the metadata store lost failed; will retry", "err", err)
+		}
+	}
+}
+
+func (n *nodeProcess) shutdown(ctx context.Context) error {
+	return errors.Join(n.wire.Shutdown(ctx), n.server.Close())
+}
+
+func nodeLeaseName(id int32) string { return "node/" + strconv.Itoa(int(id)) }
+
+// recoveryHooks logs what opening a partition found and shows progress on long ones.
+func recoveryHooks(logger *slog.Logger) partitionlog.Hooks {
+	return partitionlog.Hooks{
+		OnRecover: func(dir string, segments int, truncated int64, took time.Duration) {
+			if truncated > 0 {
+				logger.Warn("recovered a partition with a torn tail", "dir", dir, "segments", segments, "truncated_bytes", truncated, "took", took)
+			}
+		},
+		OnRecoverProgress: func(dir string, checked, total int64) {
+			logger.Info("recovering partition", "dir", dir, "checked_bytes", checked, "total_bytes", total,
+				"percent", 100*checked/max(total, 1))
+		},
+	}
+}

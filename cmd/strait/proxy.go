@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/strait-io/strait/internal/wire"
+)
+
+// proxyConfig is everything `strait proxy` can be told.
+type proxyConfig struct {
+	ID                int
+	Listen            string
+	Advertise         string
+	Redis             string
+	Cluster           string
+	Admin             string
+	LogFormat         string
+	LogLevel          string
+	MaxRequestBytes   int
+	AutoCreateTopics  bool
+	DefaultPartitions int
+	OffsetsPartitions int
+	InitialRebalance  time.Duration
+}
+
+func (c *proxyConfig) flags(fs *flag.FlagSet) {
+	fs.IntVar(&c.ID, "id", -1, fmt.Sprintf("broker id clients see for this proxy (default: the lowest free id from %d)", firstAutoProxyID))
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9092", "address the Kafka listener binds")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
+	clusterFlags(fs, &c.Redis, &c.Cluster, &c.Admin, "127.0.0.1:9644", &c.LogFormat, &c.LogLevel)
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection")
+	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first use (auto.create.topics.enable)")
+	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
+	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
+	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
+}
+
+func (c *proxyConfig) validate() error {
+	switch {
+	case c.ID < -1:
+		return fmt.Errorf("--id %d: must not be negative", c.ID)
+	case c.MaxRequestBytes < 1024:
+		return fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes)
+	case c.DefaultPartitions < 1:
+		return fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions)
+	case c.OffsetsPartitions < 1 || c.OffsetsPartitions > 1000:
+		return fmt.Errorf("--offsets-partitions %d: must be between 1 and 1000", c.OffsetsPartitions)
+	case c.InitialRebalance < 0:
+		return fmt.Errorf("--group-initial-rebalance-delay %s: must not be negative", c.InitialRebalance)
+	}
+	return nil
+}
+
+func runProxy(args []string) error {
+	var cfg proxyConfig
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(logger, func(ctx context.Context) (func(context.Context) error, error) {
+		return startProxyCommand(ctx, cfg, logger)
+	})
+}
+
+// startProxyCommand runs a proxy of a cluster whose metadata is in Redis.
+func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger) (func(context.Context) error, error) {
+	var ready atomic.Bool
+	tel, admin, err := startObservability("proxy", cfg.Listen, cfg.Admin, logger, &ready)
+	if err != nil {
+		return nil, err
+	}
+	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
+	if err != nil {
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	ln, advertise, err := listenAndAdvertise(cfg.Listen, cfg.Advertise)
+	if err != nil {
+		c.close()
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	pp, err := startProxyProcess(c.ctx, proxyOptions{
+		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, MaxRequestBytes: cfg.MaxRequestBytes,
+		AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
+		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
+	}, c.store, c.cache, tel, logger)
+	if err != nil {
+		ln.Close()
+		c.close()
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	admin.AddCheck(observabilityGroupsCheck(pp))
+	ready.Store(true)
+	logger.Info("strait proxy is ready: point Kafka clients at "+advertise, "id", pp.opts.ID, "listen", ln.Addr().String(),
+		"admin", admin.Addr().String(), "cluster", cfg.Cluster, "version", version)
+	return func(ctx context.Context) error {
+		ready.Store(false)
+		err := pp.shutdown(ctx)
+		c.close()
+		return errors.Join(err, stopObservability(ctx, admin, tel))
+	}, nil
+}

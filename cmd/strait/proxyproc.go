@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/coordinator/classic"
+	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/observability"
+	"github.com/strait-io/strait/proxy"
+	"github.com/strait-io/strait/routing"
+)
+
+const (
+	// proxyLeaseTTL bounds how long a dead proxy's id stays taken.
+	proxyLeaseTTL = 10 * time.Second
+	// firstAutoProxyID keeps registered proxy ids clear of configured node ids.
+	firstAutoProxyID = 1000
+	// controllerLeaseTTL bounds how long the cluster goes without a controller.
+	controllerLeaseTTL = 10 * time.Second
+)
+
+// proxyOptions is what one proxy needs, in dev or on its own.
+type proxyOptions struct {
+	ID                int32 // -1: take the lowest free id from firstAutoProxyID up
+	Listener          net.Listener
+	Advertise         string
+	MaxRequestBytes   int
+	AutoCreateTopics  bool
+	DefaultPartitions int
+	OffsetsPartitions int
+	InitialRebalance  time.Duration
+}
+
+// proxyProcess is a running proxy: its Kafka listener, its consumer-group coordinator,
+// its registration, and (when it holds that lease) the controller role.
+type proxyProcess struct {
+	opts   proxyOptions
+	store  routing.Store
+	cache  *routing.Cache
+	proxy  *proxy.Proxy
+	wire   *wire.Server
+	logger *slog.Logger
+}
+
+// startProxyProcess registers the proxy, starts its group coordinator once a node
+// exists to hold __consumer_offsets, and starts serving.
+func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Store, cache *routing.Cache, tel *observability.Telemetry, logger *slog.Logger) (*proxyProcess, error) {
+	pp := &proxyProcess{opts: opts, store: store, cache: cache, logger: logger.With("tier", "proxy")}
+	if err := pp.register(ctx); err != nil {
+		return nil, err
+	}
+	pp.logger = pp.logger.With("proxy", pp.opts.ID)
+	controller := routing.NewController(store, routing.ControllerConfig{DefaultPartitions: int32(opts.DefaultPartitions)}, pp.logger)
+	p, err := proxy.New(proxy.Config{
+		BrokerID:         pp.opts.ID,
+		AdvertisedAddr:   opts.Advertise,
+		AutoCreateTopics: opts.AutoCreateTopics,
+	}, cache, store, controller, pp.logger)
+	if err != nil {
+		return nil, err
+	}
+	pp.proxy = p
+	if err := pp.startGroups(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
+	go pp.keepRegistered(ctx)
+	go pp.control(ctx)
+	pp.wire = &wire.Server{
+		Handler:         p,
+		Logger:          pp.logger,
+		MaxRequestBytes: int32(opts.MaxRequestBytes),
+		Versions:        proxy.APIs().Versions,
+		Observe:         tel.ObserveRequest("proxy"),
+	}
+	go serve(pp.wire, opts.Listener, pp.logger)
+	return pp, nil
+}
+
+// register gives the proxy an id (the configured one, or the lowest free one) held by
+// a lease, and records its advertised address.
+func (pp *proxyProcess) register(ctx context.Context) error {
+	holder := "proxy@" + pp.opts.Advertise
+	if pp.opts.ID >= 0 {
+		if _, err := pp.store.AcquireLease(ctx, proxyLeaseName(pp.opts.ID), holder, proxyLeaseTTL); err != nil {
+			return fmt.Errorf("proxy id %d: %w", pp.opts.ID, err)
+		}
+	} else {
+		id, err := pp.claimID(ctx, holder)
+		if err != nil {
+			return err
+		}
+		pp.opts.ID = id
+	}
+	if cur, ok := pp.cache.Snapshot().Proxies[pp.opts.ID]; ok && cur.Addr == pp.opts.Advertise {
+		return nil
+	}
+	return pp.store.RegisterProxy(ctx, routing.Proxy{ID: pp.opts.ID, Addr: pp.opts.Advertise})
+}
+
+func (pp *proxyProcess) claimID(ctx context.Context, holder string) (int32, error) {
+	for id := int32(firstAutoProxyID); id < firstAutoProxyID+10_000; id++ {
+		_, err := pp.store.AcquireLease(ctx, proxyLeaseName(id), holder, proxyLeaseTTL)
+		switch {
+		case err == nil:
+			return id, nil
+		case !errors.Is(err, routing.ErrLeaseHeld):
+			return 0, fmt.Errorf("claim a proxy id: %w", err)
+		}
+	}
+	return 0, errors.New("claim a proxy id: every id is taken")
+}
+
+// startGroups starts the coordinator, waiting for a node to register if none has.
+func (pp *proxyProcess) startGroups(ctx context.Context) error {
+	delay := pp.opts.InitialRebalance
+	if delay == 0 {
+		delay = -1 // classic.Config reads zero as "Kafka's default"; the flag's 0 means none
+	}
+	cfg := coordinator.Config{
+		Partitions: int32(pp.opts.OffsetsPartitions),
+		Classic:    classic.Config{InitialRebalanceDelay: delay},
+	}
+	for logged := false; ; {
+		err := pp.proxy.StartGroups(ctx, cfg)
+		if !errors.Is(err, routing.ErrNoNodes) {
+			if err != nil {
+				return fmt.Errorf("start consumer groups: %w", err)
+			}
+			return nil
+		}
+		if !logged {
+			pp.logger.Info("waiting for a partition-log node to register before starting consumer groups")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		_ = pp.cache.Refresh(ctx)
+	}
+}
+
+// keepRegistered renews the proxy's id lease and registers it again if the Store
+// forgot it, until ctx ends.
+func (pp *proxyProcess) keepRegistered(ctx context.Context) {
+	ticker := time.NewTicker(proxyLeaseTTL / 3)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := pp.register(ctx); err != nil {
+				pp.logger.Warn("cannot renew the proxy's registration; it keeps serving from its cached metadata", "err", err)
+			}
+		}
+	}
+}
+
+// control runs the controller role while this proxy holds its lease: one process at a
+// time watches node leases. A node whose lease expires keeps its partitions (they are
+// unavailable until it returns); electing new leaders comes with replication.
+func (pp *proxyProcess) control(ctx context.Context) {
+	ticker := time.NewTicker(controllerLeaseTTL / 3)
+	defer ticker.Stop()
+	holder := "proxy-" + strconv.Itoa(int(pp.opts.ID)) + "@" + pp.opts.Advertise
+	offline := map[int32]bool{}
+	leading := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		_, err := pp.store.AcquireLease(ctx, "controller", holder, controllerLeaseTTL)
+		if now := err == nil; now != leading {
+			leading = now
+			pp.logger.Info("controller role changed", "active", leading)
+		}
+		if leading {
+			pp.watchNodes(ctx, offline)
+		}
+	}
+}
+
+// watchNodes logs nodes whose lease expired and nodes that came back.
+func (pp *proxyProcess) watchNodes(ctx context.Context, offline map[int32]bool) {
+	snap, err := pp.store.Snapshot(ctx)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	for _, id := range snap.NodeIDs() {
+		lease, ok := snap.Leases[nodeLeaseName(id)]
+		down := !ok || now.After(lease.ExpiresAt)
+		switch {
+		case down && !offline[id]:
+			pp.logger.Warn("node lease expired: its partitions are unavailable until it returns", "node", id, "addr", snap.Nodes[id].Addr)
+		case !down && offline[id]:
+			pp.logger.Info("node is back", "node", id)
+		}
+		offline[id] = down
+	}
+}
+
+func (pp *proxyProcess) shutdown(ctx context.Context) error {
+	return errors.Join(pp.wire.Shutdown(ctx), pp.proxy.Close())
+}
+
+func proxyLeaseName(id int32) string { return "proxy-id/" + strconv.Itoa(int(id)) }
+
+// observabilityGroupsCheck makes readiness wait for the group coordinator's replay.
+func observabilityGroupsCheck(pp *proxyProcess) observability.ReadinessCheck {
+	return observability.ReadinessCheck{Name: "groups", Check: func(context.Context) error { return pp.proxy.GroupsLoaded() }}
+}
