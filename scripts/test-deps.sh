@@ -2,14 +2,14 @@
 # test-deps.sh installs the programs the e2e tests run, when they are missing.
 # It is idempotent and quiet when everything is already present.
 #
-# Needed now:
+# Needed:
 #   kcat                     (TestKcat, TestGroupKcatAndConfluentPython)
 #                                                   Debian package: kcat
 #   python3 confluent_kafka  (TestGroupKcatAndConfluentPython; run with
 #                             /usr/bin/python3 so Debian's packages are seen)
 #                                                   Debian package: python3-confluent-kafka
-# To add later (one line each in NEEDED below):
-#   redis-server             (Redis store, clusters) Debian package: redis-server
+#   redis-server             (routing's Redis store tests, e2e clusters)
+#                                                   Debian package: redis-server
 set -euo pipefail
 
 # NEEDED lists "check-command|debian-package" pairs. A check command that exits 0
