@@ -62,6 +62,11 @@ var topicConfigs = []TopicConfig{
 	{Name: "retention.ms", Default: "604800000", Type: "long",
 		Doc:      "Delete segments whose newest record is older than this; -1 keeps everything.",
 		validate: intRange(-1, math.MaxInt64)},
+	{Name: UncleanLeaderElectionEnable, Default: "false", Type: "boolean",
+		Doc: "Whether a replica outside the ISR may become leader when no ISR member is live. " +
+			"That brings the partition back sooner at the cost of losing every record the ISR held " +
+			"and the new leader lacks, acknowledged acks=all writes included. Off by default, as in Kafka since 0.11.",
+		validate: boolean},
 	{Name: "segment.bytes", Default: "1073741824", Type: "int",
 		Doc:      "Roll the active segment once it reaches this size.",
 		validate: intRange(14, math.MaxInt32)},
@@ -69,6 +74,9 @@ var topicConfigs = []TopicConfig{
 		Doc:      "Roll the active segment once its first record is this old, so retention can act on it.",
 		validate: intRange(1, math.MaxInt64)},
 }
+
+// UncleanLeaderElectionEnable names the topic config that allows unclean leader elections.
+const UncleanLeaderElectionEnable = "unclean.leader.election.enable"
 
 // TopicConfigs returns the topic configurations Strait honours, sorted by name.
 func TopicConfigs() []TopicConfig {
@@ -146,6 +154,17 @@ func (t *Topic) ConfigFloat(name string) float64 {
 	return f
 }
 
+// ConfigBool returns a boolean configuration ("true" or "false", in any case, as Kafka
+// reads them), falling back to the default as ConfigInt does.
+func (t *Topic) ConfigBool(name string) bool {
+	v, _ := t.ConfigValue(name)
+	if boolean(v) != nil {
+		c, _ := LookupTopicConfig(name)
+		v = c.Default
+	}
+	return strings.EqualFold(strings.TrimSpace(v), "true")
+}
+
 // Compacted reports whether the topic's cleanup.policy includes compact.
 func (t *Topic) Compacted() bool {
 	v, _ := t.ConfigValue("cleanup.policy")
@@ -191,6 +210,13 @@ func oneOf(allowed ...string) func(string) error {
 		}
 		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
 	}
+}
+
+func boolean(v string) error {
+	if v = strings.TrimSpace(v); strings.EqualFold(v, "true") || strings.EqualFold(v, "false") {
+		return nil
+	}
+	return fmt.Errorf("must be true or false")
 }
 
 func cleanupPolicy(v string) error {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"time"
 )
 
 // Errors the Controller returns for requests it refuses, wrapped with a message that
@@ -25,9 +26,11 @@ var (
 type ControllerConfig struct {
 	DefaultPartitions        int32 // num.partitions; default 1
 	DefaultReplicationFactor int16 // default.replication.factor; default 1
-	// MaxReplicationFactor caps replication until partition logs replicate (they do not
-	// yet): accepting RF 3 without copying data would make acks=all a lie. Default 1.
+	// MaxReplicationFactor caps the replication factor of new topics and partitions;
+	// 0 (the default) sets no cap beyond the number of registered nodes.
 	MaxReplicationFactor int16
+	// Now is the clock by which node leases are judged; default time.Now.
+	Now func() time.Time
 }
 
 func (c *ControllerConfig) validate() {
@@ -37,13 +40,25 @@ func (c *ControllerConfig) validate() {
 	if c.DefaultReplicationFactor <= 0 {
 		c.DefaultReplicationFactor = 1
 	}
-	if c.MaxReplicationFactor <= 0 {
-		c.MaxReplicationFactor = 1
+	if c.MaxReplicationFactor < 0 {
+		c.MaxReplicationFactor = 0
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
+// checkReplicationFactor applies MaxReplicationFactor, if set.
+func (c *ControllerConfig) checkReplicationFactor(rf int) error {
+	if c.MaxReplicationFactor > 0 && rf > int(c.MaxReplicationFactor) {
+		return fmt.Errorf("%w: %d is above the maximum of %d set for this cluster", ErrInvalidReplicationFactor, rf, c.MaxReplicationFactor)
+	}
+	return nil
+}
+
 // Controller makes the metadata changes that need cluster-wide decisions: creating and
-// deleting topics and placing their partitions on nodes.
+// deleting topics, placing their partitions on nodes, electing partition leaders and
+// judging ISR changes (partition_control.go, by the rules of election.go).
 type Controller struct {
 	store  Store
 	cfg    ControllerConfig
@@ -189,16 +204,18 @@ func (c *Controller) assign(snap *Snapshot, spec TopicSpec) ([][]int32, error) {
 		return nil, ErrNoNodes
 	case partitions > 1<<20:
 		return nil, fmt.Errorf("%w: %d partitions is more than Strait allows (%d)", ErrInvalidPartitions, partitions, 1<<20)
-	case rf > c.cfg.MaxReplicationFactor:
-		return nil, fmt.Errorf("%w: %d is above the maximum of %d (partition logs do not replicate yet)", ErrInvalidReplicationFactor, rf, c.cfg.MaxReplicationFactor)
 	case int(rf) > len(nodes):
-		return nil, fmt.Errorf("%w: %d is larger than the %d live nodes", ErrInvalidReplicationFactor, rf, len(nodes))
+		return nil, fmt.Errorf("%w: %d is larger than the %d registered nodes (replicas of a partition need distinct nodes)", ErrInvalidReplicationFactor, rf, len(nodes))
+	}
+	if err := c.cfg.checkReplicationFactor(int(rf)); err != nil {
+		return nil, err
 	}
 	return placeRoundRobin(nodes, spec.Name, partitions, rf), nil
 }
 
 // placeRoundRobin spreads leaders evenly over nodes, and places each partition's
-// followers on the next nodes in order, as Kafka does without racks.
+// followers on the next nodes in order, as Kafka does without racks. The replicas of
+// a partition are distinct nodes as long as rf <= len(nodes), which assign checks.
 func placeRoundRobin(nodes []int32, topic string, partitions int32, rf int16) [][]int32 {
 	h := fnv.New32a()
 	h.Write([]byte(topic))
@@ -219,8 +236,8 @@ func (c *Controller) checkAssignment(snap *Snapshot, assignment [][]int32) error
 		return fmt.Errorf("%w: no partitions", ErrInvalidReplicaAssignment)
 	}
 	rf := len(assignment[0])
-	if rf > int(c.cfg.MaxReplicationFactor) {
-		return fmt.Errorf("%w: %d is above the maximum of %d (partition logs do not replicate yet)", ErrInvalidReplicationFactor, rf, c.cfg.MaxReplicationFactor)
+	if err := c.cfg.checkReplicationFactor(rf); err != nil {
+		return err
 	}
 	for p, replicas := range assignment {
 		if len(replicas) == 0 || len(replicas) != rf {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -172,6 +173,49 @@ func (s *MemStore) SetTopicConfigs(_ context.Context, topic string, configs map[
 		return nil
 	})
 }
+
+// UpdatePartition implements Store.
+func (s *MemStore) UpdatePartition(ctx context.Context, topic string, p Partition, expectPartitionEpoch int32) error {
+	return updateOne(ctx, s, topic, p, expectPartitionEpoch)
+}
+
+// UpdatePartitions implements Store.
+func (s *MemStore) UpdatePartitions(_ context.Context, changes []PartitionChange) ([]error, error) {
+	var results []error
+	err := s.change(func(st *memState) error {
+		copies := map[string]*Topic{}
+		get := func(name string) (*Topic, bool) {
+			if c, ok := copies[name]; ok {
+				return c, true
+			}
+			t, ok := st.Topics[name]
+			if !ok {
+				return nil, false
+			}
+			copies[name] = t.clone()
+			return copies[name], true
+		}
+		var touched []string
+		results, touched = applyPartitionChanges(changes, get)
+		if len(touched) == 0 {
+			return errNothingChanged
+		}
+		for _, name := range touched {
+			st.Topics[name] = copies[name]
+		}
+		return nil
+	})
+	if errors.Is(err, errNothingChanged) {
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// errNothingChanged tells change to keep the state and version as they are.
+var errNothingChanged = errors.New("nothing changed")
 
 // RegisterNode implements Store.
 func (s *MemStore) RegisterNode(_ context.Context, n Node) error {

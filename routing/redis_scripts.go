@@ -100,6 +100,33 @@ redis.call('HSET', KEYS[3], ARGV[6], v)
 return {'ok', v}
 `)
 
+	// scriptReadTopics returns the JSON and revision of each topic named in ARGV[6:],
+	// flat: {json1, rev1, json2, rev2, ...}, with false for a missing topic's pair.
+	scriptReadTopics = newRedisScript(`
+local out = {}
+for i = 6, #ARGV do
+  out[#out + 1] = redis.call('HGET', KEYS[2], ARGV[i])
+  out[#out + 1] = redis.call('HGET', KEYS[3], ARGV[i])
+end
+return out
+`)
+
+	// scriptPutTopics replaces several topics at once, given as triples (name, expected
+	// revision, JSON) from ARGV[6], if every one's revision is unchanged; they share one
+	// new version: {"ok", version} or {"moved"} (read them again) and nothing written.
+	scriptPutTopics = newRedisScript(`
+for i = 6, #ARGV, 3 do
+  local rev = redis.call('HGET', KEYS[3], ARGV[i])
+  if not rev or tonumber(rev) ~= tonumber(ARGV[i + 1]) then return {'moved'} end
+end
+local v = bump()
+for i = 6, #ARGV, 3 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+  redis.call('HSET', KEYS[3], ARGV[i], v)
+end
+return {'ok', v}
+`)
+
 	// scriptRegister sets field ARGV[7] of KEYS[ARGV[6]] (nodes or proxies) to ARGV[8]:
 	// {"ok", version}.
 	scriptRegister = newRedisScript(`

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -466,6 +467,87 @@ func (s *RedisStore) updateTopic(ctx context.Context, op, name string, fn func(*
 		}
 		return s.outcome(op, res, map[string]error{"unknown": ErrUnknownTopic})
 	}
+}
+
+// UpdatePartition implements Store.
+func (s *RedisStore) UpdatePartition(ctx context.Context, topic string, p Partition, expectPartitionEpoch int32) error {
+	return updateOne(ctx, s, topic, p, expectPartitionEpoch)
+}
+
+// UpdatePartitions implements Store. It reads the topics concerned, judges the
+// changes here, and writes the changed topics back in one script that checks none of
+// them was written meanwhile (their revisions); if one was, it starts over, so the
+// changes are always judged against the latest state, as updateTopic does for one.
+func (s *RedisStore) UpdatePartitions(ctx context.Context, changes []PartitionChange) ([]error, error) {
+	const op = "update partitions"
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	var names []string
+	for _, ch := range changes {
+		if !slices.Contains(names, ch.Topic) {
+			names = append(names, ch.Topic)
+		}
+	}
+	for {
+		topics, revs, err := s.readTopics(ctx, op, names)
+		if err != nil {
+			return nil, err
+		}
+		results, touched := applyPartitionChanges(changes, func(name string) (*Topic, bool) {
+			t, ok := topics[name]
+			return t, ok
+		})
+		if len(touched) == 0 {
+			return results, nil
+		}
+		args := make([]any, 0, 3*len(touched))
+		for _, name := range touched {
+			body, err := json.Marshal(topics[name])
+			if err != nil {
+				return nil, fmt.Errorf("routing: %s: %w", op, err)
+			}
+			args = append(args, name, revs[name], body)
+		}
+		res, err := s.run(ctx, op, scriptPutTopics, args...)
+		if err != nil {
+			return nil, err
+		}
+		if r := replyOf(res); r.str(0) == "moved" {
+			continue
+		}
+		if err := s.outcome(op, res, nil); err != nil {
+			return nil, err
+		}
+		return results, nil
+	}
+}
+
+// readTopics reads and decodes the named topics with their revisions; a missing topic
+// is absent from both maps.
+func (s *RedisStore) readTopics(ctx context.Context, op string, names []string) (map[string]*Topic, map[string]string, error) {
+	args := make([]any, len(names))
+	for i, name := range names {
+		args[i] = name
+	}
+	res, err := s.run(ctx, op, scriptReadTopics, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := replyOf(res)
+	topics, revs := make(map[string]*Topic, len(names)), make(map[string]string, len(names))
+	for i, name := range names {
+		body, rev := r.str(2*i), r.str(2*i+1)
+		if rev == "" {
+			continue
+		}
+		var t Topic
+		if err := json.Unmarshal([]byte(body), &t); err != nil {
+			return nil, nil, fmt.Errorf("routing: %s: stored topic %q is not valid JSON (delete and recreate it): %w", op, name, err)
+		}
+		topics[name], revs[name] = &t, rev
+	}
+	return topics, revs, r.err(op, s.addr)
 }
 
 // RegisterNode implements Store.

@@ -65,6 +65,9 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		{"LeaseRace", contractLeaseRace},
 		{"AddPartitionsRace", contractAddPartitionsRace},
 		{"SetTopicConfigsRace", contractSetTopicConfigsRace},
+		{"UpdatePartitionCAS", contractUpdatePartitionCAS},
+		{"UpdatePartitionRace", contractUpdatePartitionRace},
+		{"UpdatePartitionsBatch", contractUpdatePartitionsBatch},
 		{"CacheFollowsStore", contractCacheFollowsStore},
 		{"Closed", contractClosed},
 	} {
@@ -153,6 +156,7 @@ func contractCreateDeleteErrors(t *testing.T, s Store) {
 		"DeleteTopic":     s.DeleteTopic(ctx, "nope"),
 		"AddPartitions":   s.AddPartitions(ctx, "nope", 0, nil),
 		"SetTopicConfigs": s.SetTopicConfigs(ctx, "nope", nil, 0),
+		"UpdatePartition": s.UpdatePartition(ctx, "nope", newPartition(0, []int32{1}), 0),
 	} {
 		if !errors.Is(err, ErrUnknownTopic) {
 			t.Errorf("%s of a missing topic = %v, want ErrUnknownTopic", name, err)
@@ -304,6 +308,7 @@ func contractNotifiesEveryChange(t *testing.T, s Store) {
 		{"CreateTopic", func() error { return s.CreateTopic(ctx, testTopic("t", 1)) }},
 		{"AddPartitions", func() error { return s.AddPartitions(ctx, "t", 1, []Partition{newPartition(1, []int32{1})}) }},
 		{"SetTopicConfigs", func() error { return s.SetTopicConfigs(ctx, "t", map[string]string{"retention.ms": "1"}, 0) }},
+		{"UpdatePartition", func() error { return s.UpdatePartition(ctx, "t", newPartition(1, []int32{1}), 0) }},
 		{"DeleteTopic", func() error { return s.DeleteTopic(ctx, "t") }},
 		{"RegisterNode", func() error { return s.RegisterNode(ctx, Node{ID: 1, Addr: "a:1"}) }},
 		{"RegisterProxy", func() error { return s.RegisterProxy(ctx, Proxy{ID: 1, Addr: "p:1"}) }},
@@ -386,6 +391,7 @@ func contractSnapshotsImmutable(t *testing.T, s Store) {
 	}
 	must(s.AddPartitions(ctx, "t", 1, []Partition{newPartition(1, []int32{1})}))
 	must(s.SetTopicConfigs(ctx, "t", map[string]string{"retention.ms": "2"}, 0))
+	must(s.UpdatePartition(ctx, "t", Partition{Index: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 9}, 0))
 	must(s.RegisterNode(ctx, Node{ID: 1, Addr: "moved:1"}))
 	must(s.RegisterProxy(ctx, Proxy{ID: 1}))
 	must(s.DeleteTopic(ctx, "u"))
@@ -394,6 +400,9 @@ func contractSnapshotsImmutable(t *testing.T, s Store) {
 	}
 
 	got := old.Topics["t"]
+	if p := got.Partitions[0]; p.LeaderEpoch != 0 || p.PartitionEpoch != 0 {
+		t.Fatalf("old snapshot's partition changed: %+v", p)
+	}
 	if len(got.Partitions) != 1 || got.Configs["retention.ms"] != "1" || got.ConfigVersion != oldTopic.ConfigVersion {
 		t.Fatalf("old snapshot's topic changed: %+v", got)
 	}
@@ -517,6 +526,131 @@ func contractSetTopicConfigsRace(t *testing.T, s Store) {
 	}
 	if v := mustSnapshot(t, s).Topics["t"].ConfigVersion; v != 1 {
 		t.Fatalf("config version after the race = %d, want 1", v)
+	}
+}
+
+// Partition state changes by compare-and-set on the partition epoch, as Kafka's
+// AlterPartition (KIP-497) and controller elections do: a writer whose read is stale
+// loses with ErrConflict (Kafka's INVALID_UPDATE_VERSION), and nothing changes.
+func contractUpdatePartitionCAS(t *testing.T, s Store) {
+	ctx := context.Background()
+	if err := s.CreateTopic(ctx, Topic{Name: "t", ID: NewTopicID(), Partitions: []Partition{
+		newPartition(0, []int32{1, 2, 3}), newPartition(1, []int32{2, 3, 1}),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	before := mustSnapshot(t, s)
+	next := Partition{Index: 0, Replicas: []int32{1, 2, 3}, ISR: []int32{2, 3}, Leader: 2, LeaderEpoch: 1, PartitionEpoch: 42}
+	if err := s.UpdatePartition(ctx, "t", next, 0); err != nil {
+		t.Fatal(err)
+	}
+	next.ISR[0] = 9 // the store keeps its own copy
+	snap := mustSnapshot(t, s)
+	want := Partition{Index: 0, Replicas: []int32{1, 2, 3}, ISR: []int32{2, 3}, Leader: 2, LeaderEpoch: 1, PartitionEpoch: 1}
+	if got := snap.Topics["t"].Partitions; !reflect.DeepEqual(got[0], want) || !reflect.DeepEqual(got[1], before.Topics["t"].Partitions[1]) {
+		t.Fatalf("partitions after the update = %+v, want %+v and partition 1 untouched", got, want)
+	}
+	if snap.Version <= before.Version {
+		t.Fatalf("version %d after the update, was %d", snap.Version, before.Version)
+	}
+	for name, tc := range map[string]struct {
+		topic  string
+		p      Partition
+		expect int32
+		want   error
+	}{
+		"stale epoch":   {"t", want, 0, ErrConflict},
+		"future epoch":  {"t", want, 2, ErrConflict},
+		"unknown topic": {"nope", want, 1, ErrUnknownTopic},
+		"unknown index": {"t", Partition{Index: 2, Replicas: []int32{1}}, 0, ErrUnknownPartition},
+		"negative":      {"t", Partition{Index: -1, Replicas: []int32{1}}, 0, ErrUnknownPartition},
+	} {
+		if err := s.UpdatePartition(ctx, tc.topic, tc.p, tc.expect); !errors.Is(err, tc.want) {
+			t.Errorf("%s: UpdatePartition = %v, want %v", name, err, tc.want)
+		}
+	}
+	if after := mustSnapshot(t, s); after.Version != snap.Version || !reflect.DeepEqual(after.Topics["t"].Partitions[0], want) {
+		t.Fatalf("failed updates changed something: version %d (was %d), partition %+v", after.Version, snap.Version, after.Topics["t"].Partitions[0])
+	}
+	want.Leader, want.LeaderEpoch = -1, 2
+	if err := s.UpdatePartition(ctx, "t", want, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustSnapshot(t, s).Topics["t"].Partitions[0]; got.Leader != -1 || got.PartitionEpoch != 2 {
+		t.Fatalf("second update = %+v, want leader -1 at partition epoch 2", got)
+	}
+}
+
+// Two controllers (or a controller and a leader's AlterPartition) racing on the same
+// partition: exactly one wins.
+func contractUpdatePartitionRace(t *testing.T, s Store) {
+	ctx := context.Background()
+	_ = s.CreateTopic(ctx, Topic{Name: "t", ID: NewTopicID(), Partitions: []Partition{
+		newPartition(0, []int32{0, 1, 2, 3, 4, 5, 6, 7}),
+	}})
+	wins := runRace(t, 8, ErrConflict, func(i int) error {
+		p := newPartition(0, []int32{0, 1, 2, 3, 4, 5, 6, 7})
+		p.Leader, p.LeaderEpoch = int32(i), 1
+		return s.UpdatePartition(ctx, "t", p, 0)
+	})
+	if wins != 1 {
+		t.Fatalf("%d UpdatePartition won, want 1", wins)
+	}
+	if p := mustSnapshot(t, s).Topics["t"].Partitions[0]; p.PartitionEpoch != 1 || p.LeaderEpoch != 1 {
+		t.Fatalf("partition after the race = %+v, want partition epoch 1", p)
+	}
+}
+
+// A batch judges each change on its own and writes the winners under one version.
+func contractUpdatePartitionsBatch(t *testing.T, s Store) {
+	ctx := context.Background()
+	_ = s.CreateTopic(ctx, testTopic("a", 2))
+	_ = s.CreateTopic(ctx, testTopic("b", 1))
+	changes, cancel := s.Subscribe()
+	defer cancel()
+	drain(changes, 200*time.Millisecond)
+	before := mustSnapshot(t, s).Version
+	led := func(index, leaderEpoch int32) Partition {
+		p := newPartition(index, []int32{1})
+		p.LeaderEpoch = leaderEpoch
+		return p
+	}
+	results, err := s.UpdatePartitions(ctx, []PartitionChange{
+		{Topic: "a", Partition: led(0, 1), ExpectPartitionEpoch: 0},
+		{Topic: "a", Partition: led(1, 1), ExpectPartitionEpoch: 5}, // stale
+		{Topic: "b", Partition: led(0, 1), ExpectPartitionEpoch: 0},
+		{Topic: "b", Partition: led(0, 2), ExpectPartitionEpoch: 1}, // follows the previous change
+		{Topic: "c", Partition: led(0, 1), ExpectPartitionEpoch: 0},
+		{Topic: "a", Partition: led(7, 1), ExpectPartitionEpoch: 0},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErrs := []error{nil, ErrConflict, nil, nil, ErrUnknownTopic, ErrUnknownPartition}
+	if len(results) != len(wantErrs) {
+		t.Fatalf("%d results for %d changes", len(results), len(wantErrs))
+	}
+	for i, want := range wantErrs {
+		if (want == nil) != (results[i] == nil) || !errors.Is(results[i], want) {
+			t.Errorf("result %d = %v, want %v", i, results[i], want)
+		}
+	}
+	waitWake(t, changes, "UpdatePartitions")
+	snap := mustSnapshot(t, s)
+	if snap.Version != before+1 {
+		t.Fatalf("version %d after one batch, was %d: want one bump", snap.Version, before)
+	}
+	a, b := snap.Topics["a"].Partitions, snap.Topics["b"].Partitions
+	if a[0].PartitionEpoch != 1 || a[0].LeaderEpoch != 1 || a[1].PartitionEpoch != 0 || b[0].PartitionEpoch != 2 || b[0].LeaderEpoch != 2 {
+		t.Fatalf("after the batch: a=%+v b=%+v", a, b)
+	}
+	// A batch where every change fails writes nothing.
+	results, err = s.UpdatePartitions(ctx, []PartitionChange{{Topic: "a", Partition: led(0, 9), ExpectPartitionEpoch: 0}})
+	if err != nil || !errors.Is(results[0], ErrConflict) {
+		t.Fatalf("all-stale batch = %v, %v", results, err)
+	}
+	if v := mustSnapshot(t, s).Version; v != snap.Version {
+		t.Fatalf("a batch that changed nothing moved the version from %d to %d", snap.Version, v)
 	}
 }
 
