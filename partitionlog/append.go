@@ -166,11 +166,14 @@ func flushDue(cfg Config, unflushed int64, sinceFlush time.Duration) bool {
 		cfg.FlushMs > 0 && sinceFlush >= time.Duration(cfg.FlushMs)*time.Millisecond
 }
 
-// rollWriterLocked finishes the active segment (closing time entry, fsync) and starts a new
-// one at the log end offset. l.writer is held.
+// rollWriterLocked finishes the active segment (closing time entry, fsync), writes the high
+// watermark if it changed, and starts a new one at the log end offset. l.writer is held.
 func (l *Log) rollWriterLocked(old *segment, cfg Config, now time.Time) (*segment, error) {
 	out, err := old.deactivate()
 	if err != nil {
+		return nil, err
+	}
+	if err := l.checkpointHighWatermark(true); err != nil {
 		return nil, err
 	}
 	base := old.w.next

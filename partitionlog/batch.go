@@ -167,6 +167,36 @@ func splitBatches(records []byte, maxMessageBytes int32) ([]batchHeader, error) 
 	return hs, nil
 }
 
+// splitFollowerBatches validates a replica fetch's bytes for one partition: whole batches
+// as the leader stores them, which splitBatches would partly reject. CRC and framing are
+// checked as usual, but the base offsets are kept, so they must be valid and increase from
+// batch to batch (gaps are allowed: compaction leaves them); a compacted batch may hold
+// fewer records than its offset range, down to none (compact_filter.go keeps such empty
+// headers); max.message.bytes does not apply, since the leader accepted them.
+func splitFollowerBatches(records []byte) ([]batchHeader, error) {
+	if len(records) == 0 {
+		return nil, fmt.Errorf("%w: no record batches", ErrInvalidRecord)
+	}
+	var hs []batchHeader
+	next := int64(0)
+	for pos := 0; pos < len(records); {
+		h, err := decodeBatch(records[pos:])
+		if err != nil {
+			return nil, fmt.Errorf("batch at byte %d: %w", pos, err)
+		}
+		switch {
+		case h.RecordsCount < 0 || int64(h.RecordsCount) > int64(h.LastOffsetDelta)+1:
+			return nil, fmt.Errorf("%w: batch at byte %d has %d records but lastOffsetDelta %d", ErrInvalidRecord, pos, h.RecordsCount, h.LastOffsetDelta)
+		case h.BaseOffset < next || h.BaseOffset >= math.MaxInt64-int64(h.LastOffsetDelta):
+			return nil, fmt.Errorf("%w: batch at byte %d has base offset %d, want at least %d", ErrInvalidRecord, pos, h.BaseOffset, next)
+		}
+		hs = append(hs, h)
+		next = h.lastOffset() + 1
+		pos += int(h.size())
+	}
+	return hs, nil
+}
+
 // putBaseOffset and putLeaderEpoch rewrite fields outside the CRC, so the batch stays valid.
 func putBaseOffset(b []byte, off int64) { binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(off)) }
 func putLeaderEpoch(b []byte, e int32)  { binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(e)) }

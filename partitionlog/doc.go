@@ -15,6 +15,8 @@
 //	  00000000000000004213.timeindex
 //	  leader-epoch-checkpoint         "0\n<count>\n<epoch> <startOffset>\n..."
 //	  log-start-offset                "0\n<offset>\n", written by DeleteRecordsBefore
+//	  high-watermark                  "0\n<offset>\n", SetHighWatermark's value (Kafka keeps it
+//	                                  in replication-offset-checkpoint, one file per broker)
 //	  00000000000000000000.log.deleted  a segment retention is deleting (removed by Open)
 //
 //	.log        | batch | batch | batch | ...           each batch: 61-byte header + records
@@ -54,6 +56,16 @@
 // appends get ErrStorage (KAFKA_STORAGE_ERROR) until the log is reopened, while reads and
 // lookups keep serving what was published before. The failed batch is never published, and
 // Open truncates it. Other logs are unaffected.
+//
+// # Replication
+//
+// A follower appends the leader's batches with AppendAsFollower (AppendAsFollowerAt for
+// compacted topics), which keeps their offsets and leader epochs, replays producer state
+// and extends the epoch history as the leader did. After a leader change it asks the
+// leader where its LatestEpoch ends (OffsetForLeaderEpoch), turns the answer into an
+// offset with DivergencePoint and cuts its log there with TruncateTo (KIP-101, KIP-279).
+// The high watermark the replication layer computes is kept by SetHighWatermark and
+// survives a restart.
 //
 // # Retention and deletion
 //

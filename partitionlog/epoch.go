@@ -33,6 +33,15 @@ func (c epochCache) latest() int32 {
 	return c[len(c)-1].epoch
 }
 
+// startOf returns where epoch starts, if the history holds it.
+func (c epochCache) startOf(epoch int32) (int64, bool) {
+	i := sort.Search(len(c), func(i int) bool { return c[i].epoch >= epoch })
+	if i == len(c) || c[i].epoch != epoch {
+		return 0, false
+	}
+	return c[i].startOffset, true
+}
+
 // assign records that epoch starts at offset, if epoch is newer than all known.
 func (c epochCache) assign(epoch int32, offset int64) (epochCache, bool) {
 	if epoch < 0 || epoch <= c.latest() {

@@ -19,6 +19,10 @@ var (
 	ErrOutOfOrderSequence   = errors.New("out of order sequence number") // OUT_OF_ORDER_SEQUENCE_NUMBER (45)
 	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")       // INVALID_PRODUCER_EPOCH (47)
 	ErrClosed               = errors.New("partition log closed")
+	// ErrOffsetGap says batches copied from the leader do not continue the log at its end
+	// offset (they start above it, or straddle it), or answer a fetch at another offset:
+	// the follower must truncate to the divergence point or refetch from EndOffset.
+	ErrOffsetGap = errors.New("batches do not continue the log at its end offset")
 	// ErrStorage marks a log whose write, fsync or roll failed (a full disk, a dying device):
 	// it takes no more appends until reopened, which recovers it. KAFKA_STORAGE_ERROR (56).
 	ErrStorage = errors.New("partition log storage failed")
@@ -151,7 +155,7 @@ type Hooks struct {
 // run one at a time, while readers take a snapshot under a short lock and then read files
 // without it.
 //
-// Lock order: writer, then files, then mu.
+// Lock order: writer, then files, then hwFile, then mu.
 type Log struct {
 	dir    string
 	fs     FS               // fixed at Open
@@ -176,6 +180,14 @@ type Log struct {
 	// a reference on each segment they read (segment.acquire), so its file stays open.
 	files sync.RWMutex
 
+	// hwFile serializes writes of the high-watermark file (highwatermark.go), which
+	// SetHighWatermark makes without the writer lock.
+	hwFile struct {
+		sync.Mutex
+		persisted int64     // the value in the file; -1 when there is none
+		written   time.Time // when it was last written
+	}
+
 	// mu guards what readers snapshot. It is held only for short sections without I/O.
 	mu struct {
 		sync.Mutex
@@ -183,6 +195,7 @@ type Log struct {
 		start    int64      // log start offset
 		end      int64      // log end offset: the next offset to assign
 		epochs   epochCache
+		hw       int64         // high watermark as set, <= end; HighWatermark raises it to start
 		changed  chan struct{} // closed and replaced when the log changes
 		closed   bool
 	}
@@ -229,8 +242,9 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64
 	return l.mu.epochs.endOffsetFor(epoch, l.mu.end)
 }
 
-// Sync fsyncs the active segment's files. It returns ErrClosed after Close, and ErrStorage
-// when the fsync fails (the log then takes no more appends) or failed before.
+// Sync fsyncs the active segment's files and writes the high watermark if it changed. It
+// returns ErrClosed after Close, and ErrStorage when the fsync or the high-watermark write
+// fails (the log then takes no more appends) or the log failed before.
 func (l *Log) Sync() error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
@@ -240,6 +254,11 @@ func (l *Log) Sync() error {
 	}
 	if err == nil {
 		err = l.flushWriterLocked(active)
+	}
+	if err == nil {
+		if err = l.checkpointHighWatermark(true); err != nil {
+			err = l.failWriterLocked("high-watermark checkpoint", err)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("partition %s: sync: %w", l.dir, err)
@@ -313,14 +332,15 @@ func (l *Log) activeSegment() (*segment, error) {
 	return l.mu.segments[len(l.mu.segments)-1], nil
 }
 
-// Close syncs the active segment and closes every file (a segment that a ReadSections
-// caller still holds closes at its release). Later calls return ErrClosed, and the Changed
-// channel is closed so waiters wake.
+// Close syncs the active segment, writes the high watermark if it changed, and closes
+// every file (a segment that a ReadSections caller still holds closes at its release).
+// Later calls return ErrClosed, and the Changed channel is closed so waiters wake.
 func (l *Log) Close() error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
 	l.files.Lock()
 	defer l.files.Unlock()
+	hwErr := l.checkpointHighWatermark(true) // nothing when already closed
 	l.mu.Lock()
 	if l.mu.closed {
 		l.mu.Unlock()
@@ -331,7 +351,7 @@ func (l *Log) Close() error {
 	segs := l.mu.segments
 	l.mu.Unlock()
 
-	errs := []error{segs[len(segs)-1].sync()}
+	errs := []error{hwErr, segs[len(segs)-1].sync()}
 	for _, s := range segs {
 		errs = append(errs, s.close())
 	}

@@ -123,11 +123,27 @@ func (m producerMap) replay(h batchHeader) {
 		return
 	}
 	e, ok := m[h.ProducerID]
-	if !ok || h.ProducerEpoch > e.epoch {
+	m[h.ProducerID] = e.replayed(h, ok)
+}
+
+// replay stages what a batch copied from the leader does to producer state: the leader
+// checked its sequence, so it is recorded as the log holds it, without checks (AppendAsFollower).
+func (c *producerCheck) replay(h batchHeader) {
+	if h.ProducerID < 0 {
+		return
+	}
+	e, ok := c.get(h.ProducerID)
+	c.staged[h.ProducerID] = e.replayed(h, ok)
+}
+
+// replayed is e after the stored batch h; known says whether e existed. A newer producer
+// epoch starts afresh; a control batch (transaction marker) only moves the epoch.
+func (e producerEntry) replayed(h batchHeader, known bool) producerEntry {
+	if !known || h.ProducerEpoch > e.epoch {
 		e = producerEntry{epoch: h.ProducerEpoch}
 	}
 	if !h.isControl() {
 		e = e.with(h)
 	}
-	m[h.ProducerID] = e
+	return e
 }

@@ -26,7 +26,9 @@ import (
 //     was lost in a crash) empties the log and restarts it there, so offsets never go back;
 //   - idempotent-producer state is rebuilt by reading every batch header;
 //   - the leader-epoch checkpoint is loaded (rebuilt from batch headers if missing) and
-//     entries at or past the log end dropped.
+//     entries at or past the log end dropped;
+//   - the high watermark is loaded from its file and clamped to [start, end] (the log
+//     start offset when the file is missing or unreadable).
 //
 // Hooks.OnRecoverProgress hears how far it got. A nil logger discards. Errors are I/O
 // failures and an invalid cfg; corrupt data is repaired, not reported as an error.
@@ -56,6 +58,7 @@ func Open(dir string, cfg Config, hooks Hooks, logger *slog.Logger) (*Log, error
 		l.closeSegments()
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
+	l.loadHighWatermark()
 	took := time.Since(began)
 	l.logger.Debug("partition log opened", "segments", len(l.mu.segments),
 		"start", l.mu.start, "end", l.mu.end, "truncated_bytes", truncated, "took", took)

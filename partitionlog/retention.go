@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -262,29 +259,10 @@ func (s *segment) removeFiles(dir, suffix string) error {
 }
 
 func writeStartOffsetCheckpoint(fs FS, dir string, offset int64) error {
-	b := fmt.Appendf(nil, "0\n%d\n", offset)
-	if err := writeFileAtomicFS(fs, dir, startOffsetCheckpointName, b); err != nil {
-		return fmt.Errorf("write %s: %w", startOffsetCheckpointName, err)
-	}
-	return nil
+	return writeOffsetFile(fs, dir, startOffsetCheckpointName, offset)
 }
 
 // readStartOffsetCheckpoint loads the checkpoint; found is false when there is none.
 func readStartOffsetCheckpoint(fs FS, dir string) (offset int64, found bool, err error) {
-	b, err := readFSFile(fs, filepath.Join(dir, startOffsetCheckpointName))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2 || strings.TrimSpace(lines[0]) != "0" {
-		return 0, false, fmt.Errorf("%s: want version 0 and one offset, got %q", startOffsetCheckpointName, b)
-	}
-	offset, err = strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
-	if err != nil || offset < 0 {
-		return 0, false, fmt.Errorf("%s: bad offset %q", startOffsetCheckpointName, lines[1])
-	}
-	return offset, true, nil
+	return readOffsetFile(fs, dir, startOffsetCheckpointName)
 }

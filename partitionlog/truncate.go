@@ -8,7 +8,8 @@ import (
 // TruncateTo drops every record at or after offset, for a follower whose log diverged from
 // its leader's. It cuts whole batches, as Kafka does: a batch containing offset goes
 // entirely, so the log may end below offset. Segments past the cut are deleted, epoch
-// history entries starting at or after the new end dropped, and producer state rebuilt.
+// history entries starting at or after the new end dropped, producer state rebuilt, and
+// the high watermark lowered to the new end if it was above (and its file rewritten).
 // Readers are held off while files change. offset at or past the end does nothing.
 //
 // Errors: ErrOffsetOutOfRange when offset is below the log start, ErrClosed, ErrStorage
@@ -54,10 +55,11 @@ func (l *Log) truncateFilesLocked(offset int64) error {
 	err = errors.Join(err, writeEpochCheckpoint(l.fs, l.dir, epochs))
 	l.writer.producers = producers
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.mu.segments, l.mu.end, l.mu.epochs = keep, newEnd, epochs
+	l.lowerHighWatermarkLocked(newEnd)
 	l.signalChangedLocked()
-	return err
+	l.mu.Unlock()
+	return errors.Join(err, l.checkpointHighWatermark(true))
 }
 
 // dropSegmentsFrom deletes the segments that start at or after offset and cuts the one that
