@@ -28,6 +28,9 @@ import (
 // them to Kafka codes with errors.Is. A stale partition epoch in AlterPartition is
 // ErrConflict (Kafka's INVALID_UPDATE_VERSION, 108).
 var (
+	// ErrIneligibleReplica refuses adding a replica that is not alive to an ISR
+	// (INELIGIBLE_REPLICA, 107).
+	ErrIneligibleReplica = errors.New("replica is not eligible to join the ISR")
 	// ErrFencedLeaderEpoch means the request came from a former leader or carries a
 	// leader epoch that is not the current one: FENCED_LEADER_EPOCH (74).
 	ErrFencedLeaderEpoch = errors.New("fenced leader epoch")

@@ -52,7 +52,7 @@ type ElectionResult struct {
 // and propose again), with newISR a non-empty set of replicas that contains the leader
 // (else ErrInvalidISR). It returns the partition as it now is; on those errors, as it
 // was. An unchanged ISR is not written. ErrUnknownTopic and ErrUnknownPartition too.
-func (c *Controller) AlterPartitionISR(ctx context.Context, topic string, index, leader, leaderEpoch int32, newISR []int32, partitionEpoch int32) (Partition, error) {
+func (c *Controller) AlterPartitionISR(ctx context.Context, topic string, index, leader, leaderEpoch int32, newISR []int32, partitionEpoch int32, live func(int32) bool) (Partition, error) {
 	snap, err := c.store.Snapshot(ctx)
 	if err != nil {
 		return Partition{}, err
@@ -64,6 +64,13 @@ func (c *Controller) AlterPartitionISR(ctx context.Context, topic string, index,
 	next, err := planAlterISR(cur, leader, leaderEpoch, newISR, partitionEpoch)
 	if err != nil {
 		return cur, fmt.Errorf("alter ISR of %s-%d: %w", topic, index, err)
+	}
+	// Only live replicas may join: a follower that caught up and then died must not be
+	// counted for acks=all (Kafka's INELIGIBLE_REPLICA, KIP-841). nil skips the check.
+	for _, id := range next.ISR {
+		if live != nil && !slices.Contains(cur.ISR, id) && !live(id) {
+			return cur, fmt.Errorf("alter ISR of %s-%d: %w: node %d has no live lease", topic, index, ErrIneligibleReplica, id)
+		}
 	}
 	if sameState(cur, next) {
 		return cur, nil

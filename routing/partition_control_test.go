@@ -91,13 +91,13 @@ func testControllerFailover(t *testing.T, s Store) {
 
 	// The ISR grows back through the leader's AlterPartition; the leader at epoch 0 is fenced.
 	p := partitionOf(t, s, "t", 0)
-	if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 2, 3}, p.PartitionEpoch); !errors.Is(err, ErrFencedLeaderEpoch) {
+	if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 2, 3}, p.PartitionEpoch, nil); !errors.Is(err, ErrFencedLeaderEpoch) {
 		t.Fatalf("AlterPartition from the first leader = %v, want ErrFencedLeaderEpoch", err)
 	}
-	if _, err := c.AlterPartitionISR(ctx, "t", 0, 3, p.LeaderEpoch, []int32{3, 1}, p.PartitionEpoch-1); !errors.Is(err, ErrConflict) {
+	if _, err := c.AlterPartitionISR(ctx, "t", 0, 3, p.LeaderEpoch, []int32{3, 1}, p.PartitionEpoch-1, nil); !errors.Is(err, ErrConflict) {
 		t.Fatalf("AlterPartition at a stale partition epoch = %v, want ErrConflict", err)
 	}
-	got, err := c.AlterPartitionISR(ctx, "t", 0, 3, p.LeaderEpoch, []int32{3, 1}, p.PartitionEpoch)
+	got, err := c.AlterPartitionISR(ctx, "t", 0, 3, p.LeaderEpoch, []int32{3, 1}, p.PartitionEpoch, nil)
 	if err != nil || !slices.Equal(got.ISR, []int32{3, 1}) || got.PartitionEpoch != p.PartitionEpoch+1 {
 		t.Fatalf("AlterPartition = %+v, %v", got, err)
 	}
@@ -131,13 +131,25 @@ func TestControllerAlterPartitionISRErrors(t *testing.T) {
 		"non-replica":       {"t", 0, []int32{1, 4}, ErrInvalidISR},
 		"leader missing":    {"t", 0, []int32{2, 3}, ErrInvalidISR},
 	} {
-		if _, err := c.AlterPartitionISR(ctx, tc.topic, tc.index, 1, 0, tc.isr, 0); !errors.Is(err, tc.want) {
+		if _, err := c.AlterPartitionISR(ctx, tc.topic, tc.index, 1, 0, tc.isr, 0, nil); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
+	// A replica without a live lease may not join (Kafka's INELIGIBLE_REPLICA, KIP-841):
+	// one that caught up and then died must not count for acks=all.
+	if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1}, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	dead := func(id int32) bool { return id != 3 }
+	if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 3}, 1, dead); !errors.Is(err, ErrIneligibleReplica) {
+		t.Fatalf("adding a dead replica = %v, want ErrIneligibleReplica", err)
+	}
+	if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 2, 3}, 1, func(int32) bool { return true }); err != nil {
+		t.Fatalf("adding live replicas: %v", err)
+	}
 	// Proposing the ISR it already has writes nothing.
 	v := mustSnapshot(t, s).Version
-	if got, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 2, 3}, 0); err != nil || got.PartitionEpoch != 0 {
+	if got, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 2, 3}, 2, nil); err != nil || got.PartitionEpoch != 2 {
 		t.Fatalf("unchanged ISR = %+v, %v", got, err)
 	}
 	if mustSnapshot(t, s).Version != v {
@@ -208,7 +220,7 @@ func TestControllerUncleanConfig(t *testing.T) {
 		s, _ := NewMemStore("")
 		c := newRF3Cluster(t, s, tc.configs)
 		p := partitionOf(t, s, "t", 0)
-		if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1}, p.PartitionEpoch); err != nil {
+		if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1}, p.PartitionEpoch, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.HandleNodeFailure(ctx, 1, liveSet(2, 3)); err != nil {
@@ -248,7 +260,7 @@ func TestControllerFailoverRetriesOnConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.race = func() {
-		if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 3}, 0); err != nil {
+		if _, err := c.AlterPartitionISR(ctx, "t", 0, 1, 0, []int32{1, 3}, 0, nil); err != nil {
 			t.Error(err)
 		}
 	}
@@ -424,7 +436,7 @@ func randomAlterISR(ctx context.Context, rng *rand.Rand, c *Controller, snap *Sn
 		partitionEpoch, want = partitionEpoch-1, ErrConflict
 	}
 	what := fmt.Sprintf("leader %d of %s-%d proposes ISR %v at epochs %d/%d", p.Leader, name, p.Index, isr, leaderEpoch, partitionEpoch)
-	_, err := c.AlterPartitionISR(ctx, name, p.Index, p.Leader, leaderEpoch, isr, partitionEpoch)
+	_, err := c.AlterPartitionISR(ctx, name, p.Index, p.Leader, leaderEpoch, isr, partitionEpoch, nil)
 	if !errors.Is(err, want) || (want == nil) != (err == nil) {
 		return what, fmt.Errorf("got %v, want %v", err, want)
 	}

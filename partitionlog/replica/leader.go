@@ -225,7 +225,7 @@ func (l *Leader) Propose(now time.Time) (newISR []int32, ok bool) {
 		next = append(next, id)
 	}
 	for _, id := range l.replicas {
-		if !slices.Contains(l.isr, id) && l.canJoin(id) {
+		if !slices.Contains(l.isr, id) && l.canJoin(id, now) {
 			next = append(next, id)
 			changed = true
 		}
@@ -247,10 +247,12 @@ func (l *Leader) outOfSync(id int32, now time.Time) bool {
 	return f.end != l.end && now.Sub(f.lastCaughtUp) > l.cfg.LagTimeMax
 }
 
-// canJoin reports whether replica id may join the ISR.
-func (l *Leader) canJoin(id int32) bool {
+// canJoin reports whether replica id may join the ISR: it reached the HW and the
+// leader's epoch start, and it is still fetching (caught up within LagTimeMax) — a
+// replica that reached the HW and then died must not be proposed back in.
+func (l *Leader) canJoin(id int32, now time.Time) bool {
 	f := l.followers[id]
-	return f != nil && f.end >= l.hw && f.end >= l.epochStart
+	return f != nil && f.end >= l.hw && f.end >= l.epochStart && now.Sub(f.lastCaughtUp) <= l.cfg.LagTimeMax
 }
 
 // Committed tells the leader the store now holds isr: its proposal won, or someone

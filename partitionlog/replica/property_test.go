@@ -94,7 +94,7 @@ func (m *model) expectedProposal(now time.Time) ([]int32, bool) {
 	}
 	for _, id := range m.replicas {
 		e := m.followerEnd(id)
-		if id != m.self && !slices.Contains(m.isr, id) && e >= m.hw && e >= m.startEnd {
+		if id != m.self && !slices.Contains(m.isr, id) && e >= m.hw && e >= m.startEnd && now.Sub(m.lastCaughtUp(id)) <= m.lag {
 			next = append(next, id)
 			changed = true
 		}
