@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 
+	"github.com/strait-io/strait/partitionlog"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,11 +21,16 @@ func (s *Server) deleteRecords(req *kmsg.DeleteRecordsRequest) kmsg.Response {
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
 			r, _, err := s.lookup(snap, rt.Topic, rp.Partition)
 			if err == nil {
-				offset := rp.Offset
-				if offset == -1 {
-					offset = r.log.EndOffset() // one replica: the high watermark is the log end
+				offset, hw := rp.Offset, r.highWatermark()
+				switch {
+				case offset == -1:
+					offset = hw
+				case offset > hw:
+					err = fmt.Errorf("%w: %d is above the high watermark %d", partitionlog.ErrOffsetOutOfRange, offset, hw)
 				}
-				sp.LowWatermark, err = r.log.DeleteRecordsBefore(offset)
+				if err == nil {
+					sp.LowWatermark, err = r.log.DeleteRecordsBefore(offset)
+				}
 				if err != nil {
 					err = fmt.Errorf("delete records of %s-%d before %d: %w", rt.Topic, rp.Partition, offset, err)
 				}

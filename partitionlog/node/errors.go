@@ -9,9 +9,11 @@ import (
 )
 
 var (
-	errUnknownPartition  = errors.New("unknown topic or partition")
-	errNotLeader         = errors.New("this node does not lead the partition")
-	errNotEnoughReplicas = errors.New("not enough in-sync replicas")
+	errUnknownPartition             = errors.New("unknown topic or partition")
+	errNotLeader                    = errors.New("this node does not lead the partition")
+	errNotEnoughReplicas            = errors.New("not enough in-sync replicas")
+	errNotEnoughReplicasAfterAppend = errors.New("written, but the in-sync replicas shrank below min.insync.replicas")
+	errRequestTimedOut              = errors.New("request timed out")
 )
 
 // errorCode maps what the node and its logs return to the Kafka error code for one
@@ -40,6 +42,10 @@ func errorCode(err error) int16 {
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, errNotEnoughReplicas):
 		return kerr.NotEnoughReplicas.Code
+	case errors.Is(err, errNotEnoughReplicasAfterAppend):
+		return kerr.NotEnoughReplicasAfterAppend.Code
+	case errors.Is(err, errRequestTimedOut):
+		return kerr.RequestTimedOut.Code
 	case errors.Is(err, errFencedLeaderEpoch):
 		return kerr.FencedLeaderEpoch.Code
 	case errors.Is(err, errUnknownLeaderEpoch):

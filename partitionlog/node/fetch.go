@@ -76,7 +76,7 @@ func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
-			sp, n := s.readPartition(f, snap, rt.Topic, rp, min(rp.PartitionMaxBytes, budget), f.size == 0)
+			sp, n := s.readPartition(f, snap, req.ReplicaID, rt.Topic, rp, min(rp.PartitionMaxBytes, budget), f.size == 0)
 			f.size += n
 			budget -= int32(n)
 			f.failed = f.failed || sp.ErrorCode != 0
@@ -88,7 +88,9 @@ func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
 }
 
 // readPartition answers one partition and returns how many record bytes it carries.
-func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, topic string, rp kmsg.FetchRequestTopicPartition, maxBytes int32, first bool) (kmsg.FetchResponseTopicPartition, int) {
+// A consumer (replica -1) reads up to the high watermark; a follower (its node id)
+// reads up to the log end, and its fetch offset tells the leader how far it got.
+func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, replicaID int32, topic string, rp kmsg.FetchRequestTopicPartition, maxBytes int32, first bool) (kmsg.FetchResponseTopicPartition, int) {
 	sp := kmsg.NewFetchResponseTopicPartition()
 	sp.Partition = rp.Partition
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
@@ -101,7 +103,12 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, topic strin
 		sp.ErrorCode = errorCode(err)
 		return sp, 0
 	}
-	highWatermark := r.log.EndOffset() // one replica: everything written is committed
+	readTo, err := s.readBound(r, replicaID, rp.FetchOffset)
+	if err != nil {
+		sp.ErrorCode = errorCode(err)
+		return sp, 0
+	}
+	highWatermark := r.highWatermark()
 	sp.HighWatermark, sp.LastStableOffset = highWatermark, highWatermark
 	sp.LogStartOffset = r.log.StartOffset()
 	if maxBytes <= 0 && !first {
@@ -109,14 +116,14 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, topic strin
 	}
 	maxBytes = max(maxBytes, 0)
 	if s.cfg.ZeroCopy {
-		if n, err := s.readSections(f, &sp, r, rp.FetchOffset, highWatermark, maxBytes); !errors.Is(err, partitionlog.ErrNoSections) {
+		if n, err := s.readSections(f, &sp, r, rp.FetchOffset, readTo, maxBytes); !errors.Is(err, partitionlog.ErrNoSections) {
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 			}
 			return sp, n
 		}
 	}
-	res, err := r.log.Read(rp.FetchOffset, highWatermark, maxBytes)
+	res, err := r.log.Read(rp.FetchOffset, readTo, maxBytes)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
 		return sp, 0
@@ -124,6 +131,22 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, topic strin
 	sp.RecordBatches = res.Records
 	sp.LogStartOffset = res.LogStartOffset
 	return sp, len(res.Records)
+}
+
+// readBound is the offset a fetch may read up to, and for a follower it records the
+// progress its fetch offset reports, which may advance the high watermark.
+func (s *Server) readBound(r *replica, replicaID int32, fetchOffset int64) (int64, error) {
+	if replicaID < 0 {
+		return r.highWatermark(), nil
+	}
+	outOfISR, err := r.followerFetched(replicaID, fetchOffset)
+	if err != nil {
+		return 0, err
+	}
+	if outOfISR {
+		s.kickISR() // it may have caught up: the ISR loop decides
+	}
+	return r.log.EndOffset(), nil
 }
 
 // readSections points the partition's record bytes at segment file ranges.

@@ -30,7 +30,7 @@ func (s *Server) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				sp.LeaderEpoch = p.LeaderEpoch
 				switch rp.Timestamp {
 				case latestTimestamp:
-					sp.Offset = r.log.EndOffset()
+					sp.Offset = r.highWatermark() // consumers see committed records only
 				case earliestTimestamp:
 					sp.Offset = r.log.StartOffset()
 				default:

@@ -50,6 +50,16 @@ type Config struct {
 	// ZeroCopy answers fetches with file ranges that the wire server sends with
 	// sendfile (its ZeroCopy must be on too, or they are copied).
 	ZeroCopy bool
+	// ReplicaLagTimeMax is how long a follower may lag before it leaves the ISR
+	// (replica.lag.time.max.ms, default 30 seconds).
+	ReplicaLagTimeMax time.Duration
+	// AlterISR writes a partition's new ISR through a compare-and-set on its partition
+	// epoch, refused if this node no longer leads it at leaderEpoch (Kafka's
+	// AlterPartition). Nil means ISR changes are never proposed.
+	AlterISR func(ctx context.Context, topic string, index int32, leaderEpoch int32, isr []int32, partitionEpoch int32) error
+	// Fenced reports that this node lost its registration lease: the controller may have
+	// elected other leaders, so it must stop accepting writes as a leader.
+	Fenced func() bool
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.
@@ -58,6 +68,10 @@ type Server struct {
 	view     View
 	logger   *slog.Logger
 	appended broadcast
+	peers    *wire.Pool // to other nodes, for replication
+	isrKick  chan struct{}
+	ctx      context.Context // ends at Close; follower fetchers run under it
+	cancel   context.CancelFunc
 
 	mu struct {
 		sync.Mutex
@@ -83,6 +97,7 @@ type replica struct {
 	incarnation string
 	// configVersion is the topic config version applied to the log.
 	configVersion int64
+	state         leadership
 }
 
 // New returns a node server; call Reconcile once before serving, then Run.
@@ -96,7 +111,12 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 	if cfg.CleanerBackoff <= 0 {
 		cfg.CleanerBackoff = 15 * time.Second
 	}
-	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID)}
+	if cfg.ReplicaLagTimeMax <= 0 {
+		cfg.ReplicaLagTimeMax = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID), isrKick: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.peers = wire.NewPool(wire.ClientOptions{ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), OutOfOrder: true, Logger: s.logger})
 	s.mu.partitions = make(map[partitionKey]*replica)
 	return s, nil
 }
@@ -124,6 +144,7 @@ func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respon
 // compaction, until ctx ends.
 func (s *Server) Run(ctx context.Context) {
 	go s.maintain(ctx)
+	go s.manageISR(ctx)
 	for {
 		changed := s.view.Changed()
 		if err := s.Reconcile(); err != nil {
@@ -154,6 +175,7 @@ func (s *Server) Reconcile() error {
 				r, err := s.partition(t, p.Index, snap)
 				if err == nil {
 					err = s.applyConfig(r, t)
+					s.applyRole(partitionKey{t.Name, p.Index}, r, p)
 				}
 				errs = append(errs, err)
 			}
@@ -165,14 +187,17 @@ func (s *Server) Reconcile() error {
 
 // Close closes every partition log.
 func (s *Server) Close() error {
+	s.cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.closed = true
 	var errs []error
 	for key, r := range s.mu.partitions {
+		r.stopReplication()
 		errs = append(errs, r.log.Close())
 		delete(s.mu.partitions, key)
 	}
+	errs = append(errs, s.peers.Close())
 	return errors.Join(errs...)
 }
 
@@ -190,7 +215,11 @@ func (s *Server) lookup(snap *routing.Snapshot, topic string, index int32) (*rep
 		return nil, p, errNotLeader
 	}
 	r, err := s.partition(t, index, snap)
-	return r, p, err
+	if err != nil {
+		return nil, p, err
+	}
+	s.applyRole(partitionKey{topic, index}, r, p) // opened on demand: lead it now
+	return r, p, nil
 }
 
 // partition returns the open replica, opening its log first if needed; snap is the
@@ -252,6 +281,7 @@ func (s *Server) remove(key partitionKey, snap *routing.Snapshot) error {
 	}
 	delete(s.mu.partitions, key)
 	s.mu.Unlock()
+	r.stopReplication()
 	err := r.log.Close()
 	s.logger.Info("removing partition no longer placed on this node", "topic", key.topic, "partition", key.index)
 	return errors.Join(err, os.RemoveAll(s.dir(key)))

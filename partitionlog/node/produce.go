@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -10,37 +11,49 @@ import (
 	"github.com/strait-io/strait/routing"
 )
 
-// produce appends each partition's batches to its log. Until replication lands every
-// partition has one replica, so acks=1 and acks=all are both answered after the append.
-// acks=0 gets no response at all, as in Kafka.
-func (s *Server) produce(_ context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+// produce appends each partition's batches to its log. acks=1 is answered after the
+// leader's append; acks=all once every in-sync replica has the batch (the high
+// watermark passed it), refused up front with NOT_ENOUGH_REPLICAS while the ISR is
+// smaller than min.insync.replicas, and answered NOT_ENOUGH_REPLICAS_AFTER_APPEND if it
+// shrank below it meanwhile, as Kafka does. acks=0 gets no response at all.
+func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	snap := s.view.Snapshot()
-	appended := false
+	var waits []func()
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewProduceResponseTopicPartition()
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			if !validAcks {
 				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
-			} else if err := s.produceOne(rt.Topic, rp.Partition, rp.Records, req.Acks, snap, &sp); err != nil {
-				sp.ErrorCode = errorCode(err)
-				msg := err.Error()
-				sp.ErrorMessage = &msg
-				s.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
-			} else {
-				appended = true
+				continue
 			}
-			st.Partitions = append(st.Partitions, sp)
+			wait, err := s.produceOne(rt.Topic, rp.Partition, rp.Records, req, snap, sp)
+			if err != nil {
+				s.refuse(sp, rt.Topic, err)
+				continue
+			}
+			if wait != nil {
+				topic := rt.Topic
+				waits = append(waits, func() {
+					if err := wait(ctx); err != nil {
+						s.refuse(sp, topic, err)
+					}
+				})
+			}
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if appended {
-		s.appended.notify()
+	s.appended.notify() // consumers and followers long-polling for these batches
+	// Every partition was appended first, so followers replicate them all at once.
+	for _, wait := range waits {
+		wait()
 	}
 	if req.Acks == 0 {
 		return nil, nil
@@ -48,20 +61,62 @@ func (s *Server) produce(_ context.Context, req *kmsg.ProduceRequest) (kmsg.Resp
 	return resp, nil
 }
 
-func (s *Server) produceOne(topic string, index int32, records []byte, acks int16, snap *routing.Snapshot, out *kmsg.ProduceResponseTopicPartition) error {
+// refuse puts err in a partition's answer.
+func (s *Server) refuse(sp *kmsg.ProduceResponseTopicPartition, topic string, err error) {
+	sp.ErrorCode = errorCode(err)
+	msg := err.Error()
+	sp.ErrorMessage = &msg
+	s.logger.Debug("produce refused", "topic", topic, "partition", sp.Partition, "err", err)
+}
+
+// produceOne appends to one partition; for acks=all it returns how to wait until the
+// batch is committed.
+func (s *Server) produceOne(topic string, index int32, records []byte, req *kmsg.ProduceRequest, snap *routing.Snapshot, out *kmsg.ProduceResponseTopicPartition) (func(context.Context) error, error) {
 	r, p, err := s.lookup(snap, topic, index)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if minISR := snap.Topics[topic].ConfigInt("min.insync.replicas"); acks == -1 && int64(len(p.ISR)) < minISR {
-		return fmt.Errorf("%w: %s-%d has %d in-sync replicas, min.insync.replicas is %d", errNotEnoughReplicas, topic, index, len(p.ISR), minISR)
+	if s.cfg.Fenced != nil && s.cfg.Fenced() {
+		return nil, fmt.Errorf("%w: this node lost its registration lease, so another may lead %s-%d now", errNotLeader, topic, index)
+	}
+	minISR := snap.Topics[topic].ConfigInt("min.insync.replicas")
+	if err := checkISR(r, req.Acks, minISR, errNotEnoughReplicas); err != nil {
+		return nil, fmt.Errorf("%s-%d: %w", topic, index, err)
 	}
 	res, err := r.log.Append(records, p.LeaderEpoch)
 	if err != nil {
-		return fmt.Errorf("append to %s-%d: %w", topic, index, err)
+		return nil, fmt.Errorf("append to %s-%d: %w", topic, index, err)
 	}
+	r.appended(r.log.EndOffset())
 	out.BaseOffset = res.BaseOffset
 	out.LogStartOffset = res.LogStartOffset
 	out.LogAppendTime = res.LogAppendTime
+	if req.Acks != -1 {
+		return nil, nil
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	return func(ctx context.Context) error {
+		if err := r.waitCommitted(ctx, res.LastOffset, timeout); err != nil {
+			return fmt.Errorf("%s-%d: %w", topic, index, err)
+		}
+		if err := checkISR(r, req.Acks, minISR, errNotEnoughReplicasAfterAppend); err != nil {
+			return fmt.Errorf("%s-%d: %w", topic, index, err)
+		}
+		return nil
+	}, nil
+}
+
+// checkISR refuses an acks=all write while the ISR is smaller than min.insync.replicas.
+func checkISR(r *replica, acks int16, minISR int64, refusal error) error {
+	if acks != -1 {
+		return nil
+	}
+	isr, err := r.leaderISR()
+	if err != nil {
+		return err
+	}
+	if int64(len(isr)) < minISR {
+		return fmt.Errorf("%w: %d in-sync replicas %v, min.insync.replicas is %d", refusal, len(isr), isr, minISR)
+	}
 	return nil
 }

@@ -1,0 +1,177 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	rstate "github.com/strait-io/strait/partitionlog/replica"
+	"github.com/strait-io/strait/routing"
+)
+
+// role is what this node is for one partition.
+type role int
+
+const (
+	roleNone role = iota
+	roleLeader
+	roleFollower
+)
+
+// leadership is a partition's replication state on this node: whether it leads or
+// follows, at which leader epoch, and, when leading, the followers' progress that
+// decides the high watermark. Guarded by mu; the request path, the follower fetcher
+// and the ISR loop all go through it briefly.
+type leadership struct {
+	mu          sync.Mutex
+	role        role
+	leaderEpoch int32
+	leader      *rstate.Leader     // when leading
+	stopFollow  context.CancelFunc // when following
+	hwAdvanced  broadcast          // wakes acks=all produces waiting for the high watermark
+}
+
+// applyRole moves the partition to the role the metadata gives it: leader or follower
+// at the partition's leader epoch. Called by Reconcile for every assigned partition.
+func (s *Server) applyRole(key partitionKey, r *replica, p routing.Partition) {
+	st := &r.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if p.LeaderEpoch < st.leaderEpoch {
+		return // an older snapshot than the one this role came from
+	}
+	switch {
+	case p.Leader == s.cfg.ID && (st.role != roleLeader || st.leaderEpoch != p.LeaderEpoch):
+		s.becomeLeaderLocked(key, r, p)
+	case p.Leader == s.cfg.ID:
+		if !slices.Equal(st.leader.ISR(), p.ISR) {
+			st.leader.Committed(p.ISR) // the controller changed it (a node failed)
+		}
+	case p.Leader != s.cfg.ID && (st.role != roleFollower || st.leaderEpoch != p.LeaderEpoch):
+		s.becomeFollowerLocked(key, r, p)
+	}
+}
+
+func (s *Server) becomeLeaderLocked(key partitionKey, r *replica, p routing.Partition) {
+	st := &r.state
+	if st.stopFollow != nil {
+		st.stopFollow()
+		st.stopFollow = nil
+	}
+	now := time.Now()
+	st.role, st.leaderEpoch = roleLeader, p.LeaderEpoch
+	st.leader = rstate.NewLeader(rstate.Config{LagTimeMax: s.cfg.ReplicaLagTimeMax}, s.cfg.ID, p.Replicas, p.ISR,
+		p.LeaderEpoch, r.log.EndOffset(), r.log.HighWatermark(), now)
+	r.log.SetHighWatermark(st.leader.HighWatermark())
+	s.logger.Info("leading partition", "topic", key.topic, "partition", key.index, "leader_epoch", p.LeaderEpoch,
+		"isr", p.ISR, "log_end_offset", r.log.EndOffset(), "high_watermark", r.log.HighWatermark())
+}
+
+func (s *Server) becomeFollowerLocked(key partitionKey, r *replica, p routing.Partition) {
+	st := &r.state
+	if st.stopFollow != nil {
+		st.stopFollow()
+		st.stopFollow = nil
+	}
+	st.role, st.leaderEpoch, st.leader = roleFollower, p.LeaderEpoch, nil
+	st.hwAdvanced.notify() // produces waiting as leader find out they are not any more
+	if p.Leader < 0 {
+		s.logger.Warn("partition has no leader; waiting for the controller to elect one", "topic", key.topic, "partition", key.index)
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	st.stopFollow = cancel
+	go s.follow(ctx, key, r, p.Leader, p.LeaderEpoch)
+	s.logger.Info("following partition", "topic", key.topic, "partition", key.index, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
+}
+
+// stopReplication ends following when the partition is closed or removed.
+func (r *replica) stopReplication() {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	if r.state.stopFollow != nil {
+		r.state.stopFollow()
+		r.state.stopFollow = nil
+	}
+	r.state.role, r.state.leader = roleNone, nil
+	r.state.hwAdvanced.notify()
+}
+
+// highWatermark is what consumers may read up to: the leader's high watermark.
+func (r *replica) highWatermark() int64 {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	if r.state.leader != nil {
+		return r.state.leader.HighWatermark()
+	}
+	return r.log.HighWatermark()
+}
+
+// leaderISR returns the committed ISR when this node leads the partition.
+func (r *replica) leaderISR() ([]int32, error) {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	if r.state.leader == nil {
+		return nil, errNotLeader
+	}
+	return r.state.leader.ISR(), nil
+}
+
+// appended tells the leader state of a local append; with an ISR of one the high
+// watermark moves at once.
+func (r *replica) appended(end int64) {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	if r.state.leader != nil && r.state.leader.LocalAppended(end, time.Now()) {
+		r.publishHighWatermarkLocked()
+	}
+}
+
+// followerFetched records a follower's progress, reported by its fetch offset.
+func (r *replica) followerFetched(follower int32, fetchOffset int64) (outOfISR bool, err error) {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	l := r.state.leader
+	if l == nil {
+		return false, errNotLeader
+	}
+	if l.FollowerFetched(follower, fetchOffset, time.Now()) {
+		r.publishHighWatermarkLocked()
+	}
+	return !slices.Contains(l.ISR(), follower), nil
+}
+
+func (r *replica) publishHighWatermarkLocked() {
+	r.log.SetHighWatermark(r.state.leader.HighWatermark())
+	r.state.hwAdvanced.notify()
+}
+
+// waitCommitted blocks until the high watermark passes offset (every ISR replica has
+// it), the partition stops being led here, the timeout passes or ctx ends.
+func (r *replica) waitCommitted(ctx context.Context, offset int64, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		r.state.mu.Lock()
+		l := r.state.leader
+		if l == nil {
+			r.state.mu.Unlock()
+			return errNotLeader
+		}
+		if l.HighWatermark() > offset {
+			r.state.mu.Unlock()
+			return nil
+		}
+		wake := r.state.hwAdvanced.wait()
+		r.state.mu.Unlock()
+		select {
+		case <-wake:
+		case <-timer.C:
+			return fmt.Errorf("%w: offset %d not replicated to every in-sync replica within %s", errRequestTimedOut, offset, timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
