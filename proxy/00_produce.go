@@ -54,6 +54,9 @@ func (p *Proxy) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Res
 	for node, a := range p.sendAll(ctx, snap, perNode) {
 		mergeProduce(slots, perNode[node].(*kmsg.ProduceRequest), a)
 	}
+	for _, sp := range slots {
+		p.noteStale(sp.ErrorCode)
+	}
 	if req.Acks == 0 {
 		return nil, nil
 	}

@@ -60,6 +60,9 @@ func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respons
 	for node, a := range p.sendAll(ctx, snap, perNode) {
 		mergeFetch(slots, perNode[node].(*kmsg.FetchRequest), a)
 	}
+	for _, sp := range slots {
+		p.noteStale(sp.ErrorCode)
+	}
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
 			if sp := &resp.Topics[i].Partitions[j]; sp.RecordBatches == nil {

@@ -77,6 +77,8 @@ func configType(t string) kmsg.ConfigType {
 		return kmsg.ConfigTypeDouble
 	case "list":
 		return kmsg.ConfigTypeList
+	case "boolean":
+		return kmsg.ConfigTypeBoolean
 	default:
 		return kmsg.ConfigTypeString
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -78,11 +79,26 @@ func (p *Proxy) send(ctx context.Context, snap *routing.Snapshot, node int32, re
 	}
 	resp, err := p.nodes.Do(ctx, n.Addr, req)
 	if err != nil {
-		p.logger.WarnContext(ctx, "forwarding to node failed; clients will retry after refreshing metadata",
+		level := slog.LevelWarn
+		if ctx.Err() != nil {
+			level = slog.LevelDebug // the client went away or its request timed out
+		} else {
+			p.viewIsStale()
+		}
+		p.logger.Log(ctx, level, "forwarding to node failed; clients will retry after refreshing metadata",
 			"node", node, "addr", n.Addr, "api", kmsg.NameForKey(req.Key()), "err", err)
 		return nil, fmt.Errorf("forward %s to node %d at %s: %w", kmsg.NameForKey(req.Key()), node, n.Addr, err)
 	}
 	return resp, nil
+}
+
+// noteStale asks for a fresh routing view when a node's per-partition answer says
+// the proxy's view of leadership is out of date.
+func (p *Proxy) noteStale(code int16) {
+	switch code {
+	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code:
+		p.viewIsStale()
+	}
 }
 
 // partitionErrorCode maps routing failures and node transport failures to the Kafka

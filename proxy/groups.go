@@ -53,7 +53,10 @@ func (p *Proxy) StartGroups(ctx context.Context, cfg coordinator.Config) error {
 // count: an existing topic keeps its count, since groups hash onto it.
 func (p *Proxy) ensureOffsetsTopic(ctx context.Context, partitions int32) (int32, error) {
 	// Compacted, as in Kafka: only the latest commit per group and partition matters.
-	spec := routing.TopicSpec{Name: coordinator.OffsetsTopic, Partitions: partitions, Configs: map[string]string{"cleanup.policy": "compact"}}
+	// Replicated three ways where there are three nodes (offsets.topic.replication.factor).
+	rf := int16(min(3, len(p.view.Snapshot().Nodes)))
+	spec := routing.TopicSpec{Name: coordinator.OffsetsTopic, Partitions: partitions, ReplicationFactor: rf,
+		Configs: map[string]string{"cleanup.policy": "compact"}}
 	_, err := p.controller.CreateTopic(ctx, spec)
 	if err != nil && !errors.Is(err, routing.ErrTopicExists) {
 		return 0, fmt.Errorf("create %s: %w", coordinator.OffsetsTopic, err)

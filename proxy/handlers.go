@@ -44,6 +44,7 @@ func handlerTable() map[int16]handler {
 		15: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).describeGroups)},
 		16: {wire.APIRange{Min: 0, Max: 5}, typed((*Proxy).listGroups)},
 		42: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).deleteGroups)},
+		43: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).electLeaders)},
 		47: {wire.APIRange{Min: 0, Max: 0}, typed((*Proxy).offsetDelete)},
 		68: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).consumerGroupHeartbeat)},
 		69: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).consumerGroupDescribe)},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -44,6 +45,8 @@ type Proxy struct {
 	groups      atomic.Pointer[coordinator.Coordinator] // set by StartGroups
 	logger      *slog.Logger
 	handlers    map[int16]handler
+	staleView   chan struct{} // a node said NOT_LEADER or was unreachable: refresh soon
+	closed      chan struct{}
 }
 
 // New returns a proxy that forwards to nodes through a pool of out-of-order
@@ -57,7 +60,7 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 	if err != nil {
 		return nil, fmt.Errorf("proxy: advertised port %q: %w", portText, err)
 	}
-	return &Proxy{
+	p := &Proxy{
 		cfg:         cfg,
 		host:        host,
 		port:        int32(port),
@@ -68,7 +71,11 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 		store:       store,
 		logger:      logger,
 		handlers:    handlerTable(),
-	}, nil
+		staleView:   make(chan struct{}, 1),
+		closed:      make(chan struct{}),
+	}
+	go p.refreshStaleView()
+	return p, nil
 }
 
 // ServeKafka implements wire.Handler.
@@ -83,10 +90,41 @@ func (p *Proxy) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respons
 // Close stops the group coordinator, then closes the connections to nodes it writes
 // through.
 func (p *Proxy) Close() error {
+	close(p.closed)
 	if c := p.groups.Load(); c != nil {
 		c.Close()
 	}
 	return p.nodes.Close()
+}
+
+// viewIsStale asks for a refresh of the routing view without waiting: a node answered
+// NOT_LEADER or could not be reached, so leadership has probably moved.
+func (p *Proxy) viewIsStale() {
+	select {
+	case p.staleView <- struct{}{}:
+	default: // a refresh is already due
+	}
+}
+
+// refreshStaleView refreshes the view when asked, at most ten times a second.
+func (p *Proxy) refreshStaleView() {
+	for {
+		select {
+		case <-p.closed:
+			return
+		case <-p.staleView:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.view.Refresh(ctx); err != nil {
+			p.logger.Debug("refreshing a stale routing view failed", "err", err)
+		}
+		cancel()
+		select {
+		case <-p.closed:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // broker is a proxy as clients see it.
