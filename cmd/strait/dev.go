@@ -35,6 +35,9 @@ type devConfig struct {
 	RetentionCheck    time.Duration // log.retention.check.interval.ms
 	CleanerBackoff    time.Duration // log.cleaner.backoff.ms
 	ZeroCopy          bool
+	ReplicationFactor int // default.replication.factor, capped at --nodes
+	ImbalanceCheck    time.Duration
+	LagTimeMax        time.Duration
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -53,6 +56,8 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention.ms and retention.bytes (log.retention.check.interval.ms)")
 	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
+	replicationFlags(fs, &c.ReplicationFactor, 3, &c.ImbalanceCheck)
+	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -83,7 +88,10 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--log-retention-check-interval %s: must be positive", c.RetentionCheck)
 	case c.CleanerBackoff <= 0:
 		return fmt.Errorf("--log-cleaner-backoff %s: must be positive", c.CleanerBackoff)
+	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0 || c.LagTimeMax <= 0:
+		return fmt.Errorf("--default-replication-factor must be at least 1, --leader-imbalance-check-interval and --replica-lag-time-max positive")
 	}
+	c.ReplicationFactor = min(c.ReplicationFactor, c.Nodes) // as many replicas as dev has nodes
 	return nil
 }
 
@@ -175,6 +183,7 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 		RetentionCheck:  cfg.RetentionCheck,
 		CleanerBackoff:  cfg.CleanerBackoff,
 		ZeroCopy:        cfg.ZeroCopy,
+		LagTimeMax:      cfg.LagTimeMax,
 		// Dev nodes listen on a new port at each start; the data dir is what they are.
 		LeaseHolder: "dev-node-" + strconv.Itoa(int(id)) + "@" + cfg.DataDir,
 	}, d.store, d.cache, d.telemetry, d.logger)
@@ -200,6 +209,8 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions,
 		InitialRebalance:  cfg.InitialRebalance,
+		ReplicationFactor: cfg.ReplicationFactor,
+		ImbalanceCheck:    cfg.ImbalanceCheck,
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
 		ln.Close()

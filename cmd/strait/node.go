@@ -29,6 +29,7 @@ type nodeConfig struct {
 	RetentionCheck  time.Duration
 	CleanerBackoff  time.Duration
 	ZeroCopy        bool
+	LagTimeMax      time.Duration
 }
 
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
@@ -41,6 +42,7 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention (log.retention.check.interval.ms)")
 	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
+	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 }
 
 func (c *nodeConfig) validate() error {
@@ -53,6 +55,8 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes)
 	case c.RetentionCheck <= 0 || c.CleanerBackoff <= 0:
 		return fmt.Errorf("--log-retention-check-interval and --log-cleaner-backoff must be positive")
+	case c.LagTimeMax <= 0:
+		return fmt.Errorf("--replica-lag-time-max %s: must be positive", c.LagTimeMax)
 	}
 	return nil
 }
@@ -98,7 +102,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 	n, err := startNodeProcess(c.ctx, nodeOptions{
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, DataDir: cfg.DataDir,
 		MaxRequestBytes: cfg.MaxRequestBytes, RetentionCheck: cfg.RetentionCheck,
-		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy,
+		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy, LagTimeMax: cfg.LagTimeMax,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/strait-io/strait/internal/wire"
@@ -29,6 +30,7 @@ type nodeOptions struct {
 	RetentionCheck  time.Duration
 	CleanerBackoff  time.Duration
 	ZeroCopy        bool
+	LagTimeMax      time.Duration // replica.lag.time.max.ms
 	// LeaseHolder names this process in the node's lease (default node-<id>@<advertise>):
 	// a restarted node with the same holder takes its lease back at once.
 	LeaseHolder string
@@ -37,12 +39,13 @@ type nodeOptions struct {
 // nodeProcess is a running partition-log node: its partitions, its Kafka listener, and
 // its registration in the routing Store, which it keeps alive.
 type nodeProcess struct {
-	opts   nodeOptions
-	store  routing.Store
-	cache  *routing.Cache
-	server *node.Server
-	wire   *wire.Server
-	logger *slog.Logger
+	opts    nodeOptions
+	store   routing.Store
+	cache   *routing.Cache
+	server  *node.Server
+	wire    *wire.Server
+	logger  *slog.Logger
+	renewed atomic.Int64 // when the lease was last renewed, in Unix nanoseconds
 }
 
 // startNodeProcess registers the node, recovers its partitions and starts serving.
@@ -63,6 +66,9 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		CleanerBackoff:         opts.CleanerBackoff,
 		ZeroCopy:               opts.ZeroCopy,
 		Hooks:                  recoveryHooks(n.logger),
+		ReplicaLagTimeMax:      opts.LagTimeMax,
+		AlterISR:               n.alterISR(routing.NewController(store, routing.ControllerConfig{}, n.logger)),
+		Fenced:                 n.fenced,
 	}, cache, n.logger)
 	if err != nil {
 		return nil, err
@@ -94,12 +100,13 @@ func (n *nodeProcess) register(ctx context.Context) error {
 	if holder == "" {
 		holder = "node-" + strconv.Itoa(int(n.opts.ID)) + "@" + n.opts.Advertise
 	}
-	if _, err := n.store.AcquireLease(ctx, nodeLeaseName(n.opts.ID), holder, nodeLeaseTTL); err != nil {
+	if _, err := n.store.AcquireLease(ctx, routing.NodeLeaseName(n.opts.ID), holder, nodeLeaseTTL); err != nil {
 		if errors.Is(err, routing.ErrLeaseHeld) {
 			return fmt.Errorf("node id %d is in use by another live process (give each node its own --id): %w", n.opts.ID, err)
 		}
 		return fmt.Errorf("node %d: register: %w", n.opts.ID, err)
 	}
+	n.renewed.Store(time.Now().UnixNano())
 	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur.Addr == n.opts.Advertise {
 		return nil
 	}
@@ -132,7 +139,23 @@ func (n *nodeProcess) shutdown(ctx context.Context) error {
 	return errors.Join(n.wire.Shutdown(ctx), n.server.Close())
 }
 
-func nodeLeaseName(id int32) string { return "node/" + strconv.Itoa(int(id)) }
+// fenced reports that the lease may have expired: the controller may have moved this
+// node's leaderships elsewhere, so it must not take writes as a leader until renewed.
+func (n *nodeProcess) fenced() bool {
+	return time.Since(time.Unix(0, n.renewed.Load())) > nodeLeaseTTL
+}
+
+// alterISR writes an ISR change this node proposes as leader (Kafka's AlterPartition).
+func (n *nodeProcess) alterISR(c *routing.Controller) func(context.Context, string, int32, int32, []int32, int32) error {
+	return func(ctx context.Context, topic string, index, leaderEpoch int32, isr []int32, partitionEpoch int32) error {
+		live, err := c.LiveNodes(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = c.AlterPartitionISR(ctx, topic, index, n.opts.ID, leaderEpoch, isr, partitionEpoch, live)
+		return err
+	}
+}
 
 // recoveryHooks logs what opening a partition found and shows progress on long ones.
 func recoveryHooks(logger *slog.Logger) partitionlog.Hooks {

@@ -27,6 +27,8 @@ type proxyConfig struct {
 	DefaultPartitions int
 	OffsetsPartitions int
 	InitialRebalance  time.Duration
+	ReplicationFactor int
+	ImbalanceCheck    time.Duration
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -39,6 +41,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
+	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck)
 }
 
 func (c *proxyConfig) validate() error {
@@ -53,6 +56,8 @@ func (c *proxyConfig) validate() error {
 		return fmt.Errorf("--offsets-partitions %d: must be between 1 and 1000", c.OffsetsPartitions)
 	case c.InitialRebalance < 0:
 		return fmt.Errorf("--group-initial-rebalance-delay %s: must not be negative", c.InitialRebalance)
+	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0:
+		return fmt.Errorf("--default-replication-factor must be at least 1 and --leader-imbalance-check-interval positive")
 	}
 	return nil
 }
@@ -98,6 +103,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, MaxRequestBytes: cfg.MaxRequestBytes,
 		AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
+		ReplicationFactor: cfg.ReplicationFactor, ImbalanceCheck: cfg.ImbalanceCheck,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()
@@ -115,4 +121,11 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		c.close()
 		return errors.Join(err, stopObservability(ctx, admin, tel))
 	}, nil
+}
+
+// replicationFlags are the replication settings of the processes that create topics
+// and run the controller.
+func replicationFlags(fs *flag.FlagSet, rf *int, rfDefault int, imbalance *time.Duration) {
+	fs.IntVar(rf, "default-replication-factor", rfDefault, "replicas of a topic created without a replication factor (default.replication.factor)")
+	fs.DurationVar(imbalance, "leader-imbalance-check-interval", 5*time.Minute, "how often leadership returns to preferred replicas (leader.imbalance.check.interval.seconds)")
 }

@@ -36,17 +36,20 @@ type proxyOptions struct {
 	DefaultPartitions int
 	OffsetsPartitions int
 	InitialRebalance  time.Duration
+	ReplicationFactor int           // default.replication.factor
+	ImbalanceCheck    time.Duration // leader.imbalance.check.interval.seconds
 }
 
 // proxyProcess is a running proxy: its Kafka listener, its consumer-group coordinator,
 // its registration, and (when it holds that lease) the controller role.
 type proxyProcess struct {
-	opts   proxyOptions
-	store  routing.Store
-	cache  *routing.Cache
-	proxy  *proxy.Proxy
-	wire   *wire.Server
-	logger *slog.Logger
+	opts       proxyOptions
+	store      routing.Store
+	cache      *routing.Cache
+	proxy      *proxy.Proxy
+	controller *routing.Controller
+	wire       *wire.Server
+	logger     *slog.Logger
 }
 
 // startProxyProcess registers the proxy, starts its group coordinator once a node
@@ -57,7 +60,11 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		return nil, err
 	}
 	pp.logger = pp.logger.With("proxy", pp.opts.ID)
-	controller := routing.NewController(store, routing.ControllerConfig{DefaultPartitions: int32(opts.DefaultPartitions)}, pp.logger)
+	controller := routing.NewController(store, routing.ControllerConfig{
+		DefaultPartitions:        int32(opts.DefaultPartitions),
+		DefaultReplicationFactor: int16(opts.ReplicationFactor),
+	}, pp.logger)
+	pp.controller = controller
 	p, err := proxy.New(proxy.Config{
 		BrokerID:         pp.opts.ID,
 		AdvertisedAddr:   opts.Advertise,
@@ -166,15 +173,17 @@ func (pp *proxyProcess) keepRegistered(ctx context.Context) {
 	}
 }
 
-// control runs the controller role while this proxy holds its lease: one process at a
-// time watches node leases. A node whose lease expires keeps its partitions (they are
-// unavailable until it returns); electing new leaders comes with replication.
+// control runs the controller role while this proxy holds its lease, one process at a
+// time: nodes whose lease expired leave the ISRs and lose their leaderships to live
+// ISR replicas; nodes that come back lead partitions left without a leader; and every
+// leader.imbalance interval preferred leaders are restored.
 func (pp *proxyProcess) control(ctx context.Context) {
-	ticker := time.NewTicker(controllerLeaseTTL / 3)
+	ticker := time.NewTicker(controllerLeaseTTL / 5)
 	defer ticker.Stop()
 	holder := "proxy-" + strconv.Itoa(int(pp.opts.ID)) + "@" + pp.opts.Advertise
-	offline := map[int32]bool{}
+	down := map[int32]bool{}
 	leading := false
+	lastBalance := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -184,31 +193,72 @@ func (pp *proxyProcess) control(ctx context.Context) {
 		_, err := pp.store.AcquireLease(ctx, "controller", holder, controllerLeaseTTL)
 		if now := err == nil; now != leading {
 			leading = now
+			clear(down)
 			pp.logger.Info("controller role changed", "active", leading)
 		}
-		if leading {
-			pp.watchNodes(ctx, offline)
+		if !leading {
+			continue
+		}
+		pp.watchNodes(ctx, down)
+		if time.Since(lastBalance) >= pp.opts.ImbalanceCheck {
+			lastBalance = time.Now()
+			pp.balanceLeaders(ctx)
 		}
 	}
 }
 
-// watchNodes logs nodes whose lease expired and nodes that came back.
-func (pp *proxyProcess) watchNodes(ctx context.Context, offline map[int32]bool) {
+// watchNodes acts on node leases, from a fresh read of the store (lease renewals do
+// not bump the metadata version, so a cached snapshot would not show them).
+func (pp *proxyProcess) watchNodes(ctx context.Context, down map[int32]bool) {
 	snap, err := pp.store.Snapshot(ctx)
 	if err != nil {
 		return
 	}
-	now := time.Now()
+	live := routing.LiveNodes(snap, time.Now())
 	for _, id := range snap.NodeIDs() {
-		lease, ok := snap.Leases[nodeLeaseName(id)]
-		down := !ok || now.After(lease.ExpiresAt)
 		switch {
-		case down && !offline[id]:
-			pp.logger.Warn("node lease expired: its partitions are unavailable until it returns", "node", id, "addr", snap.Nodes[id].Addr)
-		case !down && offline[id]:
+		case !live(id):
+			if !down[id] {
+				pp.logger.Warn("node lease expired: moving its leaderships to live in-sync replicas", "node", id, "addr", snap.Nodes[id].Addr)
+			}
+			down[id] = true
+			// Every tick, not only the first: a change that lost a race is retried.
+			if n, err := pp.controller.HandleNodeFailure(ctx, id, live); err != nil {
+				pp.logger.Warn("handling a failed node failed; will retry", "node", id, "err", err)
+			} else if n > 0 {
+				pp.logger.Info("moved partitions off a failed node", "node", id, "partitions", n)
+			}
+		case down[id]:
+			delete(down, id)
 			pp.logger.Info("node is back", "node", id)
+			if n, err := pp.controller.HandleNodeReturn(ctx, id, live); err != nil {
+				pp.logger.Warn("handling a returning node failed", "node", id, "err", err)
+			} else if n > 0 {
+				pp.logger.Info("a returning node leads partitions that had no leader", "node", id, "partitions", n)
+			}
 		}
-		offline[id] = down
+	}
+}
+
+// balanceLeaders gives leadership back to preferred replicas that are live and in sync.
+func (pp *proxyProcess) balanceLeaders(ctx context.Context) {
+	live, err := pp.controller.LiveNodes(ctx)
+	if err != nil {
+		return
+	}
+	results, err := pp.controller.ElectPreferredLeaders(ctx, live, nil)
+	if err != nil {
+		pp.logger.Warn("preferred leader election failed", "err", err)
+		return
+	}
+	moved := 0
+	for _, r := range results {
+		if r.Err == nil {
+			moved++
+		}
+	}
+	if moved > 0 {
+		pp.logger.Info("restored preferred leaders", "partitions", moved)
 	}
 }
 
