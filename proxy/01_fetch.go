@@ -10,9 +10,11 @@ package proxy
 //     SessionID 0, which tells clients to keep sending full fetch requests. A request
 //     naming a session it never created gets FETCH_SESSION_ID_NOT_FOUND, after which
 //     clients start over.
-//   - When a request spans several nodes, the proxy waits for every node's long poll, so
-//     data on one node may wait up to MaxWaitMillis for a quiet node. One node per
-//     request is the common case in a sidecar.
+//   - When a request spans several nodes, the proxy first asks them all without
+//     waiting; only if none has data does it long-poll them all, answering as soon as
+//     one has data (the others' partitions are answered from the first pass). A
+//     long poll's answer that arrives after that is dropped: fetches read nothing
+//     away, so the client simply asks again.
 
 import (
 	"context"
@@ -20,6 +22,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/routing"
 )
 
 func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -57,7 +61,7 @@ func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respons
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.MaxWaitMillis)*time.Millisecond+30*time.Second)
 	defer cancel()
-	for node, a := range p.sendAll(ctx, snap, perNode) {
+	for node, a := range p.fetchNodes(ctx, snap, req, perNode) {
 		mergeFetch(slots, perNode[node].(*kmsg.FetchRequest), a)
 	}
 	for _, sp := range slots {
@@ -115,4 +119,64 @@ func mergeFetch(slots map[topicPartition]*kmsg.FetchResponseTopicPartition, sent
 			}
 		}
 	}
+}
+
+// fetchNodes gets each node's answer to its share of a fetch without letting a quiet
+// node hold up data from a busy one.
+func (p *Proxy) fetchNodes(ctx context.Context, snap *routing.Snapshot, req *kmsg.FetchRequest, perNode map[int32]kmsg.Request) map[int32]nodeAnswer {
+	if len(perNode) <= 1 || req.MaxWaitMillis <= 0 {
+		return p.sendAll(ctx, snap, perNode)
+	}
+	immediate := make(map[int32]kmsg.Request, len(perNode))
+	for node, r := range perNode {
+		now := *r.(*kmsg.FetchRequest)
+		now.MaxWaitMillis, now.MinBytes = 0, 0
+		immediate[node] = &now
+	}
+	answers := p.sendAll(ctx, snap, immediate)
+	if fetchedBytes(answers) >= max(int(req.MinBytes), 1) {
+		return answers
+	}
+	results := make(chan nodeResult, len(perNode))
+	for node, r := range perNode {
+		go func() {
+			resp, err := p.send(ctx, snap, node, r)
+			results <- nodeResult{node, nodeAnswer{resp, err}}
+		}()
+	}
+	for range perNode {
+		select {
+		case <-ctx.Done():
+			return answers
+		case res := <-results:
+			if res.err == nil {
+				answers[res.node] = res.nodeAnswer
+			}
+			if fetchedBytes(map[int32]nodeAnswer{res.node: res.nodeAnswer}) > 0 {
+				return answers
+			}
+		}
+	}
+	return answers
+}
+
+type nodeResult struct {
+	node int32
+	nodeAnswer
+}
+
+// fetchedBytes counts the record bytes in fetch answers.
+func fetchedBytes(answers map[int32]nodeAnswer) int {
+	n := 0
+	for _, a := range answers {
+		if a.err != nil {
+			continue
+		}
+		for _, t := range a.resp.(*kmsg.FetchResponse).Topics {
+			for _, part := range t.Partitions {
+				n += len(part.RecordBatches)
+			}
+		}
+	}
+	return n
 }
