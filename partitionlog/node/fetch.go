@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/internal/wire"
@@ -13,30 +14,87 @@ import (
 )
 
 // fetch reads each partition from its fetch offset and long-polls: while fewer than
-// MinBytes are available it waits for the next append, up to MaxWaitMillis. A partition
-// error answers at once, as in Kafka. Fetch sessions end at the proxy, so the node
-// always answers full, sessionless fetches.
+// MinBytes are available it waits for the next append or high-watermark advance, up to
+// MaxWaitMillis. A partition error answers at once, as in Kafka.
+//
+// A fetch without a session (SessionEpoch -1) reads the partitions it names. A fetch in
+// an incremental session (KIP-227, fetch_session.go) reads every partition of the
+// session and answers only those with news; follower fetchers use one session per
+// leader, so a fetch round costs in proportion to the partitions that moved.
 //
 // With Config.ZeroCopy the record bytes are not read at all: the answer names ranges
 // of segment files, which the wire server sends with sendfile.
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+	if req.Version < 7 || (req.SessionID == 0 && req.SessionEpoch == -1) {
+		return s.longPoll(ctx, req, nil, func() *fetchRead { return s.readFetch(req) })
+	}
+	if req.SessionEpoch == -1 { // close the session, then fetch without one
+		s.sessions.close(req.SessionID)
+		return s.longPoll(ctx, req, nil, func() *fetchRead { return s.readFetch(req) })
+	}
+	var sess *fetchSession
+	full := req.SessionEpoch == 0
+	if full {
+		if sess = s.sessions.open(req.SessionID, req.ReplicaID, time.Now()); sess == nil {
+			return s.longPoll(ctx, req, nil, func() *fetchRead { return s.readFetch(req) }) // cache full: no session
+		}
+	} else {
+		var code int16
+		if sess, code = s.sessions.get(req.SessionID); code != 0 {
+			return sessionError(req, code)
+		}
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if !full && req.SessionEpoch != sess.epoch {
+		return sessionError(req, kerr.InvalidFetchSessionEpoch.Code)
+	}
+	sess.update(req)
+	resp := s.longPoll(ctx, req, sess.closed, func() *fetchRead { return s.readSession(req, sess, full) })
+	sess.epoch = nextSessionEpoch(sess.epoch)
+	sess.lastUsed = time.Now()
+	return resp
+}
+
+// longPoll reads until MinBytes are there, a partition failed, MaxWaitMillis passed, the
+// request's context ended or abort closed, and returns the last read.
+func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, abort <-chan struct{}, read func() *fetchRead) kmsg.Response {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		appended := s.appended.wait() // taken before reading so no append slips between
-		f := s.readFetch(req)
+		ready := s.readable.wait() // taken before reading so no append slips between
+		f := read()
 		wait := time.Until(deadline)
-		if f.size >= int(req.MinBytes) || f.failed || wait <= 0 || ctx.Err() != nil {
+		if f.size >= int(req.MinBytes) || f.failed || wait <= 0 || ctx.Err() != nil || isClosed(abort) {
+			f.commit()
 			return f.response()
 		}
 		f.release()
 		timer := time.NewTimer(wait)
 		select {
-		case <-appended:
+		case <-ready:
 		case <-timer.C:
 		case <-ctx.Done():
+		case <-abort:
 		}
 		timer.Stop()
 	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// sessionError answers a fetch whose session is unknown or out of step; the fetcher
+// starts a new session with a full fetch.
+func sessionError(req *kmsg.FetchRequest, code int16) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.ErrorCode = code
+	return resp
 }
 
 // fetchRead is one pass over a fetch's partitions.
@@ -46,6 +104,7 @@ type fetchRead struct {
 	failed   bool
 	ranges   [][]wire.FileRange // file ranges, one list per wire.Placeholder
 	releases []func()
+	commits  []func() // run once this pass is the answer (session bookkeeping)
 }
 
 // response is the answer to send: spliced when record bytes are file ranges.
@@ -63,15 +122,26 @@ func (f *fetchRead) release() {
 	f.releases = nil
 }
 
-// readFetch reads every requested partition once, keeping to the request's MaxBytes
-// (beyond the first batch, which is always returned whole so consumers progress, KIP-74).
+func (f *fetchRead) commit() {
+	for _, c := range f.commits {
+		c()
+	}
+}
+
+// budget is what a fetch may still carry: the request's MaxBytes, beyond the first batch,
+// which is always returned whole so consumers progress (KIP-74).
+func fetchBudget(req *kmsg.FetchRequest) int32 {
+	if req.Version < 3 || req.MaxBytes <= 0 {
+		return 1<<31 - 1
+	}
+	return req.MaxBytes
+}
+
+// readFetch reads every requested partition once, keeping to the request's MaxBytes.
 func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
 	f := &fetchRead{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	snap := s.view.Snapshot()
-	budget := req.MaxBytes
-	if req.Version < 3 || budget <= 0 {
-		budget = 1<<31 - 1
-	}
+	budget := fetchBudget(req)
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
@@ -85,6 +155,122 @@ func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
 		f.resp.Topics = append(f.resp.Topics, st)
 	}
 	return f
+}
+
+// readSession reads a session's partitions: every one for a full fetch, else those with
+// news since the session's last answer. The cheap test for news (offsets compared, no
+// read) runs first, so an idle partition costs a few loads per pass.
+func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bool) *fetchRead {
+	f := &fetchRead{resp: req.ResponseKind().(*kmsg.FetchResponse)}
+	f.resp.SessionID = sess.id
+	snap := s.view.Snapshot()
+	if sess.routedAt != snap.Version {
+		sess.routedAt = snap.Version
+		for _, sp := range sess.partitions {
+			sp.route, sp.routeErr, sp.quiet = nil, nil, false
+		}
+	}
+	s.reportIdle(sess)
+	budget := fetchBudget(req)
+	topics := map[string]int{} // topic -> index in f.resp.Topics
+	answered := 0
+	for _, key := range sess.order {
+		sp := sess.partitions[key]
+		s.route(snap, key, sp)
+		if sp.unreported && sp.route != nil {
+			// A follower's new position may advance the high watermark, news in itself.
+			sp.unreported = false
+			if _, err := s.readBound(sp.route, req.ReplicaID, sp.request.FetchOffset); err != nil {
+				sp.route, sp.routeErr = nil, err
+			}
+		}
+		if !full && !sp.hasNews(req.ReplicaID) {
+			continue
+		}
+		out, n := s.readPartition(f, snap, req.ReplicaID, key.topic, sp.request, min(sp.request.PartitionMaxBytes, budget), f.size == 0)
+		f.size += n
+		budget -= int32(n)
+		f.failed = f.failed || (out.ErrorCode != 0 && out.ErrorCode != sp.sentError)
+		f.commits = append(f.commits, sp.sent(out))
+		i, ok := topics[key.topic]
+		if !ok {
+			i = len(f.resp.Topics)
+			topics[key.topic] = i
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic = key.topic
+			f.resp.Topics = append(f.resp.Topics, st)
+		}
+		f.resp.Topics[i].Partitions = append(f.resp.Topics[i].Partitions, out)
+		answered++
+	}
+	if budget <= 0 {
+		f.commits = append(f.commits, func() { sess.rotate(answered) })
+	}
+	return f
+}
+
+// route finds the replica a session partition reads from, once per metadata version.
+func (s *Server) route(snap *routing.Snapshot, key partitionKey, sp *sessionPartition) {
+	if sp.route != nil || sp.routeErr != nil {
+		return
+	}
+	r, p, err := s.lookup(snap, key.topic, key.index)
+	if err == nil {
+		err = checkLeaderEpoch(sp.request.CurrentLeaderEpoch, p.LeaderEpoch)
+	}
+	sp.route, sp.routeErr = r, err
+	if err != nil {
+		sp.route = nil
+	}
+}
+
+// hasNews reports whether the partition has something its fetcher has not been told:
+// records past its position, a new high watermark or log start, or a new error. A
+// partition found quiet stays so, without a look at its log, until its change count
+// moves or the fetcher names it again.
+func (sp *sessionPartition) hasNews(replicaID int32) bool {
+	if sp.routeErr != nil {
+		return errorCode(sp.routeErr) != sp.sentError
+	}
+	r := sp.route
+	changes := r.changes.Load()
+	if sp.quiet && changes == sp.seenChanges {
+		return false
+	}
+	highWatermark := r.highWatermark()
+	readable := highWatermark
+	if replicaID >= 0 {
+		readable = r.log.EndOffset()
+	}
+	news := readable > sp.request.FetchOffset || highWatermark != sp.sentHighWatermark ||
+		r.log.StartOffset() != sp.sentLogStart || sp.sentError != 0
+	sp.quiet, sp.seenChanges = !news, changes
+	return news
+}
+
+// sent returns how to record that out was answered.
+func (sp *sessionPartition) sent(out kmsg.FetchResponseTopicPartition) func() {
+	return func() {
+		sp.sentHighWatermark, sp.sentLogStart, sp.sentError = out.HighWatermark, out.LogStartOffset, out.ErrorCode
+	}
+}
+
+// reportIdle tells the leader state, every quarter of replica.lag.time.max.ms, that a
+// follower still fetches the partitions its incremental fetches do not name (they did
+// not move): without it an idle follower would look stuck and leave the ISR.
+func (s *Server) reportIdle(sess *fetchSession) {
+	now := time.Now()
+	if sess.replicaID < 0 || now.Sub(sess.refreshedAt) < s.cfg.ReplicaLagTimeMax/4 {
+		return
+	}
+	sess.refreshedAt = now
+	for _, sp := range sess.partitions {
+		if sp.route != nil {
+			if outOfISR, err := sp.route.followerFetched(sess.replicaID, sp.request.FetchOffset); err == nil && outOfISR {
+				s.kickISR()
+			}
+		}
+	}
 }
 
 // readPartition answers one partition and returns how many record bytes it carries.

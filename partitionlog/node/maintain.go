@@ -44,6 +44,9 @@ func (s *Server) enforceRetention(key partitionKey, r *replica, t *routing.Topic
 		return
 	}
 	deleted, err := r.log.EnforceRetention(time.Now())
+	if deleted > 0 {
+		r.changes.Add(1) // the log start moved: followers follow it
+	}
 	switch {
 	case err != nil && !errors.Is(err, partitionlog.ErrClosed):
 		s.logger.Warn("retention failed; will retry at the next check", "topic", key.topic, "partition", key.index, "err", err)

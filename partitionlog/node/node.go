@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,11 +65,14 @@ type Config struct {
 
 // Server holds this node's partitions and answers Kafka requests for them.
 type Server struct {
-	cfg      Config
-	view     View
-	logger   *slog.Logger
-	appended broadcast
-	peers    *wire.Pool // to other nodes, for replication
+	cfg    Config
+	view   View
+	logger *slog.Logger
+	// readable wakes long-polling fetches: records were appended or a high watermark
+	// moved.
+	readable broadcast
+	sessions *fetchSessions // incremental fetch sessions (KIP-227) of fetchers reading here
+	peers    *wire.Pool     // to other nodes, for replication
 	isrKick  chan struct{}
 	ctx      context.Context // ends at Close; follower fetchers run under it
 	cancel   context.CancelFunc
@@ -77,6 +81,12 @@ type Server struct {
 		sync.Mutex
 		partitions map[partitionKey]*replica
 		closed     bool
+	}
+	// fetchers replicate what this node follows, one per leader node. Their own lock:
+	// it is taken under a replica's state lock, which s.mu is taken outside of.
+	fetchers struct {
+		sync.Mutex
+		byLeader map[int32]*fetcher
 	}
 }
 
@@ -87,8 +97,10 @@ type partitionKey struct {
 
 // replica is one partition this node holds.
 type replica struct {
-	topicID routing.TopicID
-	log     *partitionlog.Log
+	key      partitionKey
+	topicID  routing.TopicID
+	readable *broadcast // the server's: wakes fetches when the high watermark moves
+	log      *partitionlog.Log
 	// openedAt is the metadata version the replica was opened from: a reconcile
 	// working from an older snapshot must not take it for a partition to remove.
 	openedAt int64
@@ -98,6 +110,10 @@ type replica struct {
 	// configVersion is the topic config version applied to the log.
 	configVersion int64
 	state         leadership
+	// changes counts what fetchers of this partition may want to hear of: appends,
+	// high-watermark and log-start moves. A fetch session skips a partition whose count
+	// did not move since it last looked, so an idle partition costs one load per pass.
+	changes atomic.Uint64
 }
 
 // New returns a node server; call Reconcile once before serving, then Run.
@@ -114,10 +130,12 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 	if cfg.ReplicaLagTimeMax <= 0 {
 		cfg.ReplicaLagTimeMax = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID), isrKick: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID), isrKick: make(chan struct{}, 1),
+		sessions: newFetchSessions()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.peers = wire.NewPool(wire.ClientOptions{ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), OutOfOrder: true, Logger: s.logger})
 	s.mu.partitions = make(map[partitionKey]*replica)
+	s.fetchers.byLeader = make(map[int32]*fetcher)
 	return s, nil
 }
 
@@ -245,9 +263,23 @@ func (s *Server) partition(t *routing.Topic, index int32, snap *routing.Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("node %d: open %s: %w", s.cfg.ID, dir, err)
 	}
-	r := &replica{topicID: t.ID, log: log, openedAt: snap.Version, incarnation: snap.Incarnation, configVersion: t.ConfigVersion}
+	r := &replica{key: key, topicID: t.ID, readable: &s.readable, log: log, openedAt: snap.Version, incarnation: snap.Incarnation, configVersion: t.ConfigVersion}
 	s.mu.partitions[key] = r
 	return r, nil
+}
+
+// fetcher returns the fetcher that replicates from leader, starting it on first use.
+// It runs until the server closes: an idle fetcher only waits.
+func (s *Server) fetcher(leader int32) *fetcher {
+	s.fetchers.Lock()
+	defer s.fetchers.Unlock()
+	f, ok := s.fetchers.byLeader[leader]
+	if !ok {
+		f = newFetcher(s, leader)
+		s.fetchers.byLeader[leader] = f
+		go f.run(s.ctx)
+	}
+	return f
 }
 
 func (s *Server) openPartitions() map[partitionKey]*replica {

@@ -50,7 +50,7 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Re
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	s.appended.notify() // consumers and followers long-polling for these batches
+	s.readable.notify() // consumers and followers long-polling for these batches
 	// Every partition was appended first, so followers replicate them all at once.
 	for _, wait := range waits {
 		wait()

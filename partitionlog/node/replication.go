@@ -28,9 +28,9 @@ type leadership struct {
 	mu          sync.Mutex
 	role        role
 	leaderEpoch int32
-	leader      *rstate.Leader     // when leading
-	stopFollow  context.CancelFunc // when following
-	hwAdvanced  broadcast          // wakes acks=all produces waiting for the high watermark
+	leader      *rstate.Leader // when leading
+	following   *fetcher       // when following: the fetcher of the leader node
+	hwAdvanced  broadcast      // wakes acks=all produces waiting for the high watermark
 }
 
 // applyRole moves the partition to the role the metadata gives it: leader or follower
@@ -42,6 +42,7 @@ func (s *Server) applyRole(key partitionKey, r *replica, p routing.Partition) {
 	if p.LeaderEpoch < st.leaderEpoch {
 		return // an older snapshot than the one this role came from
 	}
+	defer r.changes.Add(1) // a new role or ISR may change what fetchers are told
 	switch {
 	case p.Leader == s.cfg.ID && (st.role != roleLeader || st.leaderEpoch != p.LeaderEpoch):
 		s.becomeLeaderLocked(key, r, p)
@@ -56,10 +57,7 @@ func (s *Server) applyRole(key partitionKey, r *replica, p routing.Partition) {
 
 func (s *Server) becomeLeaderLocked(key partitionKey, r *replica, p routing.Partition) {
 	st := &r.state
-	if st.stopFollow != nil {
-		st.stopFollow()
-		st.stopFollow = nil
-	}
+	r.unfollowLocked()
 	now := time.Now()
 	st.role, st.leaderEpoch = roleLeader, p.LeaderEpoch
 	st.leader = rstate.NewLeader(rstate.Config{LagTimeMax: s.cfg.ReplicaLagTimeMax}, s.cfg.ID, p.Replicas, p.ISR,
@@ -71,19 +69,15 @@ func (s *Server) becomeLeaderLocked(key partitionKey, r *replica, p routing.Part
 
 func (s *Server) becomeFollowerLocked(key partitionKey, r *replica, p routing.Partition) {
 	st := &r.state
-	if st.stopFollow != nil {
-		st.stopFollow()
-		st.stopFollow = nil
-	}
+	r.unfollowLocked()
 	st.role, st.leaderEpoch, st.leader = roleFollower, p.LeaderEpoch, nil
 	st.hwAdvanced.notify() // produces waiting as leader find out they are not any more
 	if p.Leader < 0 {
 		s.logger.Warn("partition has no leader; waiting for the controller to elect one", "topic", key.topic, "partition", key.index)
 		return
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	st.stopFollow = cancel
-	go s.follow(ctx, key, r, p.Leader, p.LeaderEpoch)
+	st.following = s.fetcher(p.Leader)
+	st.following.follow(key, followed{r: r, leaderEpoch: p.LeaderEpoch})
 	s.logger.Info("following partition", "topic", key.topic, "partition", key.index, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
 }
 
@@ -91,12 +85,17 @@ func (s *Server) becomeFollowerLocked(key partitionKey, r *replica, p routing.Pa
 func (r *replica) stopReplication() {
 	r.state.mu.Lock()
 	defer r.state.mu.Unlock()
-	if r.state.stopFollow != nil {
-		r.state.stopFollow()
-		r.state.stopFollow = nil
-	}
+	r.unfollowLocked()
 	r.state.role, r.state.leader = roleNone, nil
 	r.state.hwAdvanced.notify()
+}
+
+// unfollowLocked takes the partition off its leader's fetcher, if it follows one.
+func (r *replica) unfollowLocked() {
+	if r.state.following != nil {
+		r.state.following.unfollow(r.key, r)
+		r.state.following = nil
+	}
 }
 
 // highWatermark is what consumers may read up to: the leader's high watermark.
@@ -124,6 +123,7 @@ func (r *replica) leaderISR() ([]int32, error) {
 func (r *replica) appended(end int64) {
 	r.state.mu.Lock()
 	defer r.state.mu.Unlock()
+	r.changes.Add(1)
 	if r.state.leader != nil && r.state.leader.LocalAppended(end, time.Now()) {
 		r.publishHighWatermarkLocked()
 	}
@@ -145,7 +145,9 @@ func (r *replica) followerFetched(follower int32, fetchOffset int64) (outOfISR b
 
 func (r *replica) publishHighWatermarkLocked() {
 	r.log.SetHighWatermark(r.state.leader.HighWatermark())
+	r.changes.Add(1)
 	r.state.hwAdvanced.notify()
+	r.readable.notify() // consumers long-polling up to the high watermark
 }
 
 // waitCommitted blocks until the high watermark passes offset (every ISR replica has
