@@ -72,6 +72,7 @@ type Server struct {
 	// moved.
 	readable broadcast
 	sessions *fetchSessions // incremental fetch sessions (KIP-227) of fetchers reading here
+	records  *topicRecords  // topics as the Store described them, to republish if it loses them
 	peers    *wire.Pool     // to other nodes, for replication
 	isrKick  chan struct{}
 	ctx      context.Context // ends at Close; follower fetchers run under it
@@ -131,7 +132,7 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 		cfg.ReplicaLagTimeMax = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID), isrKick: make(chan struct{}, 1),
-		sessions: newFetchSessions()}
+		sessions: newFetchSessions(), records: newTopicRecords(cfg.DataDir)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.peers = wire.NewPool(wire.ClientOptions{ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), OutOfOrder: true, Logger: s.logger})
 	s.mu.partitions = make(map[partitionKey]*replica)
@@ -188,8 +189,10 @@ func (s *Server) Reconcile() error {
 	}
 	for _, name := range snap.TopicNames() {
 		t := snap.Topics[name]
+		held := false
 		for _, p := range t.Partitions {
 			if p.HasReplica(s.cfg.ID) {
+				held = true
 				r, err := s.partition(t, p.Index, snap)
 				if err == nil {
 					err = s.applyConfig(r, t)
@@ -198,8 +201,11 @@ func (s *Server) Reconcile() error {
 				errs = append(errs, err)
 			}
 		}
+		if held {
+			errs = append(errs, s.records.record(snap.Incarnation, t))
+		}
 	}
-	errs = append(errs, s.removeStrayDirs(snap))
+	errs = append(errs, s.removeStrayDirs(snap), s.records.forget(snap))
 	return errors.Join(errs...)
 }
 
@@ -256,7 +262,7 @@ func (s *Server) partition(t *routing.Topic, index int32, snap *routing.Snapshot
 	if err := claimDir(dir, t.ID); err != nil {
 		return nil, err
 	}
-	if err := writeTopicRecord(dir, snap.Incarnation, t); err != nil {
+	if err := s.records.record(snap.Incarnation, t); err != nil {
 		return nil, err
 	}
 	log, err := partitionlog.Open(dir, logConfig(t), s.cfg.Hooks, s.logger.With("topic", t.Name, "partition", index))
@@ -342,14 +348,23 @@ func (s *Server) removeStrayDirs(snap *routing.Snapshot) error {
 		if p, ok := snap.Partition(key.topic, key.index); ok && p.HasReplica(s.cfg.ID) {
 			continue
 		}
-		dir := filepath.Join(s.cfg.DataDir, e.Name())
-		if rec, err := readTopicRecord(dir); err == nil && rec.Incarnation != snap.Incarnation {
+		if s.placedByLostStore(key, snap) {
 			continue // placed by a Store that has since lost its data: Republish restores it
 		}
 		s.logger.Info("removing data of a partition not placed on this node", "dir", e.Name())
 		errs = append(errs, os.RemoveAll(filepath.Join(s.cfg.DataDir, e.Name())))
 	}
 	return errors.Join(errs...)
+}
+
+// placedByLostStore reports whether a partition directory's topic was recorded by
+// another incarnation of the Store than snap's.
+func (s *Server) placedByLostStore(key partitionKey, snap *routing.Snapshot) bool {
+	if inc, ok := s.records.incarnationOf(key.topic); ok {
+		return inc != snap.Incarnation
+	}
+	rec, err := readTopicRecord(filepath.Join(s.dir(key), legacyTopicRecordFile))
+	return err == nil && rec.Incarnation != snap.Incarnation
 }
 
 func (s *Server) dir(key partitionKey) string {
