@@ -4,7 +4,10 @@ package proxy
 //
 // Creation is synchronous: when the answer is sent the topic is in the metadata, so
 // TimeoutMillis only bounds the wait. NumPartitions and ReplicationFactor of -1 take the
-// cluster defaults (KIP-464). v5+ answers carry the topic's partition count,
+// cluster defaults (KIP-464); 0 and values below -1 are INVALID_PARTITIONS and
+// INVALID_REPLICATION_FACTOR, and counts beside an explicit assignment INVALID_REQUEST,
+// as in Kafka. A topic that would take a node or the cluster past its partition limit
+// (KIP-578's max.broker.partitions and max.partitions) is POLICY_VIOLATION. v5+ answers carry the topic's partition count,
 // replication factor and configs; v7 carries its id.
 //
 // Differences from Kafka: only the topic configs Strait honours are accepted
@@ -13,6 +16,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -37,12 +41,13 @@ func (p *Proxy) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest)
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		spec := createTopicSpec(rt)
+		spec, err := createTopicSpec(rt)
 		var t routing.Topic
-		var err error
-		if req.ValidateOnly {
+		switch {
+		case err != nil:
+		case req.ValidateOnly:
 			t, err = p.controller.PlanTopic(ctx, spec)
-		} else {
+		default:
 			t, err = p.controller.CreateTopic(ctx, spec)
 		}
 		if err != nil {
@@ -57,8 +62,19 @@ func (p *Proxy) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest)
 	return resp, nil
 }
 
-func createTopicSpec(rt kmsg.CreateTopicsRequestTopic) routing.TopicSpec {
-	spec := routing.TopicSpec{Name: rt.Topic, Partitions: rt.NumPartitions, ReplicationFactor: rt.ReplicationFactor}
+// createTopicSpec checks a requested topic's counts as Kafka does (-1 takes the
+// default, KIP-464; 0 and anything below -1 are refused; counts and an explicit
+// assignment exclude each other) and turns it into a spec.
+func createTopicSpec(rt kmsg.CreateTopicsRequestTopic) (routing.TopicSpec, error) {
+	switch {
+	case len(rt.ReplicaAssignment) > 0 && (rt.NumPartitions != -1 || rt.ReplicationFactor != -1):
+		return routing.TopicSpec{}, fmt.Errorf("%w: numPartitions or replicationFactor and replicasAssignment were both set; set the counts to -1 with an assignment", errInvalidRequest)
+	case len(rt.ReplicaAssignment) == 0 && (rt.NumPartitions == 0 || rt.NumPartitions < -1):
+		return routing.TopicSpec{}, fmt.Errorf("%w: %d; want at least 1, or -1 for the default", routing.ErrInvalidPartitions, rt.NumPartitions)
+	case len(rt.ReplicaAssignment) == 0 && (rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1):
+		return routing.TopicSpec{}, fmt.Errorf("%w: %d; want at least 1, or -1 for the default", routing.ErrInvalidReplicationFactor, rt.ReplicationFactor)
+	}
+	spec := routing.TopicSpec{Name: rt.Topic, Partitions: max(rt.NumPartitions, 0), ReplicationFactor: max(rt.ReplicationFactor, 0)}
 	if len(rt.Configs) > 0 {
 		spec.Configs = make(map[string]string, len(rt.Configs))
 		for _, c := range rt.Configs {
@@ -77,7 +93,7 @@ func createTopicSpec(rt kmsg.CreateTopicsRequestTopic) routing.TopicSpec {
 			spec.Assignment[a.Partition] = a.Replicas
 		}
 	}
-	return spec
+	return spec, nil
 }
 
 func fillCreatedTopic(st *kmsg.CreateTopicsResponseTopic, t *routing.Topic) {

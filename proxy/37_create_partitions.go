@@ -3,7 +3,8 @@ package proxy
 // CreatePartitions, versions 0 to 3.
 //
 // Grows a topic; partitions are never removed. Explicit assignments place the new
-// partitions only, as in Kafka.
+// partitions only, as in Kafka. Growth that would take a node or the cluster past its
+// partition limit (KIP-578) is POLICY_VIOLATION.
 
 import (
 	"context"

@@ -23,6 +23,14 @@ func newCreateTopic(name string, partitions int32, rf int16, configs ...string) 
 	return rt
 }
 
+// withAssignment places partition 0 of rt on node.
+func withAssignment(rt kmsg.CreateTopicsRequestTopic, node int32) kmsg.CreateTopicsRequestTopic {
+	a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	a.Partition, a.Replicas = 0, []int32{node}
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	return rt
+}
+
 func createTopics(t *testing.T, cl *wire.Client, validateOnly bool, topics ...kmsg.CreateTopicsRequestTopic) *kmsg.CreateTopicsResponse {
 	t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
@@ -65,6 +73,12 @@ func TestCreateTopics(t *testing.T) {
 		{"config value out of range: INVALID_CONFIG", newCreateTopic("badrange", 1, -1, "segment.bytes", "1"), kerr.InvalidConfig.Code, 0},
 		{"-1 partitions takes num.partitions (KIP-464)", newCreateTopic("defaults", -1, -1), 0, 3},
 		{"explicit count and RF 1", newCreateTopic("explicit", 2, 1), 0, 2},
+		{"0 partitions: INVALID_PARTITIONS", newCreateTopic("zero", 0, -1), kerr.InvalidPartitions.Code, 0},
+		{"-2 partitions: INVALID_PARTITIONS", newCreateTopic("minus2", -2, -1), kerr.InvalidPartitions.Code, 0},
+		{"RF 0: INVALID_REPLICATION_FACTOR", newCreateTopic("rf0", 1, 0), kerr.InvalidReplicationFactor.Code, 0},
+		{"RF -2: INVALID_REPLICATION_FACTOR", newCreateTopic("rfminus2", 1, -2), kerr.InvalidReplicationFactor.Code, 0},
+		{"counts beside an assignment: INVALID_REQUEST", withAssignment(newCreateTopic("both", 1, -1), 1), kerr.InvalidRequest.Code, 0},
+		{"more than 2^20 partitions: INVALID_PARTITIONS", newCreateTopic("huge", 1<<21, -1), kerr.InvalidPartitions.Code, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := createTopics(t, cl, false, tc.topic)
@@ -118,6 +132,21 @@ func TestCreateTopics(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCreateTopicsPastTheLimit: a topic that would take the cluster past its partition
+// limit (KIP-578's max.partitions) is refused with POLICY_VIOLATION and a message
+// naming the setting, and one that fits is created.
+func TestCreateTopicsPastTheLimit(t *testing.T) {
+	c := startCluster(t, withMaxClusterPartitions(5)) // __consumer_offsets holds 1
+	cl := dial(t, c.proxyAddr)
+	st := createTopics(t, cl, false, newCreateTopic("too-wide", 5, -1)).Topics[0]
+	if st.ErrorCode != kerr.PolicyViolation.Code || st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "--max-cluster-partitions") {
+		t.Fatalf("5 partitions past a limit of 5 with 1 held: error %d (%v), want POLICY_VIOLATION naming --max-cluster-partitions", st.ErrorCode, st.ErrorMessage)
+	}
+	if st := createTopics(t, cl, false, newCreateTopic("fits", 4, -1)).Topics[0]; st.ErrorCode != 0 {
+		t.Fatalf("4 partitions within the limit: error %d", st.ErrorCode)
+	}
 }
 
 func TestDeleteTopics(t *testing.T) {

@@ -17,6 +17,7 @@ var (
 	errUnknownTopic   = errors.New("unknown topic or partition")
 	errUnknownTopicID = errors.New("unknown topic id")
 	errNoLeader       = errors.New("partition has no available leader")
+	errInvalidRequest = errors.New("invalid request")
 )
 
 // route is where one requested partition goes: the node leading it now.
@@ -139,6 +140,10 @@ func adminErrorCode(err error) int16 {
 		return kerr.InvalidReplicaAssignment.Code
 	case errors.Is(err, routing.ErrInvalidConfig):
 		return kerr.InvalidConfig.Code
+	case errors.Is(err, routing.ErrPolicyViolation):
+		return kerr.PolicyViolation.Code
+	case errors.Is(err, errInvalidRequest):
+		return kerr.InvalidRequest.Code
 	case errors.Is(err, routing.ErrConflict):
 		return kerr.NotController.Code // retriable: the client tries again on fresh state
 	case errors.Is(err, routing.ErrStoreUnavailable):

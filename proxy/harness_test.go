@@ -28,9 +28,10 @@ import (
 
 // clusterConfig is what startCluster can be told through options.
 type clusterConfig struct {
-	nodes             int
-	autoCreate        bool
-	defaultPartitions int32
+	nodes                int
+	autoCreate           bool
+	defaultPartitions    int32
+	maxClusterPartitions int
 }
 
 type clusterOption func(*clusterConfig)
@@ -44,6 +45,11 @@ func withAutoCreate(on bool) clusterOption { return func(c *clusterConfig) { c.a
 // withDefaultPartitions sets num.partitions for topics created without a count.
 func withDefaultPartitions(n int32) clusterOption {
 	return func(c *clusterConfig) { c.defaultPartitions = n }
+}
+
+// withMaxClusterPartitions caps the partition replicas of the cluster (max.partitions).
+func withMaxClusterPartitions(n int) clusterOption {
+	return func(c *clusterConfig) { c.maxClusterPartitions = n }
 }
 
 // testCluster is a running cluster; everything stops on t.Cleanup.
@@ -107,7 +113,9 @@ func startCluster(t *testing.T, opts ...clusterOption) *testCluster {
 		t.Cleanup(func() { tn.srv.Close() }) // after the wire server stops (cleanups run LIFO)
 		c.nodes = append(c.nodes, tn)
 	}
-	controller := routing.NewController(c.store, routing.ControllerConfig{DefaultPartitions: cfg.defaultPartitions}, logger)
+	controller := routing.NewController(c.store, routing.ControllerConfig{
+		DefaultPartitions: cfg.defaultPartitions, MaxClusterPartitions: cfg.maxClusterPartitions,
+	}, logger)
 	ln := listen(t)
 	c.proxyAddr = ln.Addr().String()
 	c.proxy, err = New(Config{BrokerID: 0, AdvertisedAddr: c.proxyAddr, AutoCreateTopics: cfg.autoCreate}, c.cache, c.store, controller, logger)

@@ -20,6 +20,9 @@ var (
 	ErrInvalidReplicaAssignment = errors.New("invalid replica assignment")
 	ErrInvalidConfig            = errors.New("invalid config")
 	ErrNoNodes                  = errors.New("no partition-log nodes are registered")
+	// ErrPolicyViolation refuses a change that would pass a configured limit, such as
+	// the partitions a node or the cluster may hold.
+	ErrPolicyViolation = errors.New("refused by cluster policy")
 )
 
 // ControllerConfig holds cluster-wide defaults for new topics.
@@ -29,6 +32,10 @@ type ControllerConfig struct {
 	// MaxReplicationFactor caps the replication factor of new topics and partitions;
 	// 0 (the default) sets no cap beyond the number of registered nodes.
 	MaxReplicationFactor int16
+	// MaxClusterPartitions caps the partition replicas of all topics together (KIP-578's
+	// max.partitions, counting every replica); 0 sets no cap beyond each node's own
+	// (Node.MaxPartitions).
+	MaxClusterPartitions int
 	// Now is the clock by which node leases are judged; default time.Now.
 	Now func() time.Time
 }
@@ -110,6 +117,9 @@ func (c *Controller) PlanTopic(ctx context.Context, spec TopicSpec) (Topic, erro
 	if err != nil {
 		return Topic{}, err
 	}
+	if err := c.checkCapacity(snap, assignment); err != nil {
+		return Topic{}, err
+	}
 	t := Topic{Name: spec.Name, ID: NewTopicID(), Configs: spec.Configs}
 	for i, replicas := range assignment {
 		t.Partitions = append(t.Partitions, newPartition(int32(i), replicas))
@@ -172,6 +182,9 @@ func (c *Controller) CreatePartitions(ctx context.Context, topic string, count i
 		}
 		placed = assignment
 	}
+	if err := c.checkCapacity(snap, placed); err != nil {
+		return err
+	}
 	if validateOnly {
 		return nil
 	}
@@ -211,6 +224,41 @@ func (c *Controller) assign(snap *Snapshot, spec TopicSpec) ([][]int32, error) {
 		return nil, err
 	}
 	return placeRoundRobin(nodes, spec.Name, partitions, rf), nil
+}
+
+// checkCapacity refuses to place replicas beyond the partitions a node can hold
+// (Node.MaxPartitions) or the cluster may hold (MaxClusterPartitions), naming the
+// setting: a node that runs out of file descriptors drops every partition it holds.
+func (c *Controller) checkCapacity(snap *Snapshot, placed [][]int32) error {
+	held := map[int32]int{}
+	total := 0
+	for _, t := range snap.Topics {
+		for _, p := range t.Partitions {
+			for _, n := range p.Replicas {
+				held[n]++
+			}
+			total += len(p.Replicas)
+		}
+	}
+	adding := map[int32]int{}
+	for _, replicas := range placed {
+		for _, n := range replicas {
+			adding[n]++
+		}
+		total += len(replicas)
+	}
+	if limit := c.cfg.MaxClusterPartitions; limit > 0 && total > limit {
+		return fmt.Errorf("%w: the cluster would hold %d partition replicas; its limit is %d (--max-cluster-partitions, Kafka's max.partitions)",
+			ErrPolicyViolation, total, limit)
+	}
+	for _, id := range slices.Sorted(maps.Keys(adding)) {
+		limit := snap.Nodes[id].MaxPartitions
+		if limit > 0 && held[id]+adding[id] > limit {
+			return fmt.Errorf("%w: node %d would hold %d partition replicas; it can hold %d (--max-node-partitions, Kafka's max.broker.partitions, sized from its file descriptor limit by default)",
+				ErrPolicyViolation, id, held[id]+adding[id], limit)
+		}
+	}
+	return nil
 }
 
 // placeRoundRobin spreads leaders evenly over nodes, and places each partition's

@@ -54,6 +54,10 @@ type Node struct {
 	ID   int32  `json:"id"`
 	Addr string `json:"addr"` // host:port that proxies and peers dial
 	Rack string `json:"rack,omitempty"`
+	// MaxPartitions is how many partition replicas the node can hold (KIP-578's
+	// max.broker.partitions), from its descriptor limit or its --max-node-partitions;
+	// 0 means no limit. The controller places no more on it.
+	MaxPartitions int `json:"max_partitions,omitempty"`
 }
 
 // Proxy is a registered front-tier process: clients may be sent to it.

@@ -211,3 +211,34 @@ func TestMemStoreLeases(t *testing.T) {
 		t.Fatalf("snapshot lease = %+v", snap.Leases["offsets/0"])
 	}
 }
+
+// TestControllerPartitionLimits: the controller places no more replicas on a node than
+// it registered it can hold (KIP-578's max.broker.partitions) and no more in the cluster
+// than MaxClusterPartitions (max.partitions), for new topics and new partitions alike,
+// refusing with ErrPolicyViolation and a message naming the setting.
+func TestControllerPartitionLimits(t *testing.T) {
+	ctx := context.Background()
+	s, _ := NewMemStore("")
+	c := NewController(s, ControllerConfig{MaxClusterPartitions: 22}, discard())
+	_ = s.RegisterNode(ctx, Node{ID: 1, MaxPartitions: 10})
+	_ = s.RegisterNode(ctx, Node{ID: 2, MaxPartitions: 100})
+	for _, tc := range []struct {
+		name string
+		spec TopicSpec
+		want error
+		says string
+	}{
+		{"fits", TopicSpec{Name: "a", Partitions: 8, ReplicationFactor: 2}, nil, ""},
+		{"node 1 full", TopicSpec{Name: "b", Partitions: 3, ReplicationFactor: 2}, ErrPolicyViolation, "--max-node-partitions"},
+		{"node 2 has room", TopicSpec{Name: "c", Assignment: [][]int32{{2}, {2}}}, nil, ""},
+		{"cluster full", TopicSpec{Name: "d", Assignment: [][]int32{{2}, {2}, {2}, {2}, {2}}}, ErrPolicyViolation, "--max-cluster-partitions"},
+	} {
+		_, err := c.CreateTopic(ctx, tc.spec)
+		if !errors.Is(err, tc.want) || (err != nil && !strings.Contains(err.Error(), tc.says)) {
+			t.Errorf("%s: CreateTopic = %v; want %v naming %q", tc.name, err, tc.want, tc.says)
+		}
+	}
+	if err := c.CreatePartitions(ctx, "a", 11, nil, true); !errors.Is(err, ErrPolicyViolation) {
+		t.Errorf("CreatePartitions past node 1's limit = %v; want ErrPolicyViolation", err)
+	}
+}
