@@ -77,6 +77,13 @@ type Server struct {
 	isrKick  chan struct{}
 	ctx      context.Context // ends at Close; follower fetchers run under it
 	cancel   context.CancelFunc
+	// background counts Run, the goroutines it starts and the fetchers, so Close can
+	// wait for them; none starts once stopping is set.
+	background struct {
+		sync.Mutex
+		running  sync.WaitGroup
+		stopping bool
+	}
 
 	mu struct {
 		sync.Mutex
@@ -162,8 +169,18 @@ func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respon
 // Run reconciles local partitions with the routing metadata, and runs retention and
 // compaction, until ctx ends.
 func (s *Server) Run(ctx context.Context) {
-	go s.maintain(ctx)
-	go s.manageISR(ctx)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { // Close ends Run too
+		<-s.ctx.Done()
+		stop()
+	}()
+	if !s.enterBackground() {
+		return
+	}
+	defer s.background.running.Done()
+	s.goBackground(func() { s.maintain(ctx) })
+	s.goBackground(func() { s.manageISR(ctx) })
 	for {
 		changed := s.view.Changed()
 		if err := s.Reconcile(); err != nil {
@@ -211,7 +228,11 @@ func (s *Server) Reconcile() error {
 
 // Close closes every partition log.
 func (s *Server) Close() error {
+	s.background.Lock()
+	s.background.stopping = true
+	s.background.Unlock()
 	s.cancel()
+	s.background.running.Wait() // nothing writes to the data directory once Close returns
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.closed = true
@@ -274,6 +295,28 @@ func (s *Server) partition(t *routing.Topic, index int32, snap *routing.Snapshot
 	return r, nil
 }
 
+// goBackground runs fn on a goroutine Close waits for, unless Close has begun.
+func (s *Server) goBackground(fn func()) {
+	if s.enterBackground() {
+		go func() {
+			defer s.background.running.Done()
+			fn()
+		}()
+	}
+}
+
+// enterBackground counts one more goroutine for Close to wait for, unless Close has
+// begun; the goroutine calls s.background.running.Done when it ends.
+func (s *Server) enterBackground() bool {
+	s.background.Lock()
+	defer s.background.Unlock()
+	if s.background.stopping {
+		return false
+	}
+	s.background.running.Add(1)
+	return true
+}
+
 // fetcher returns the fetcher that replicates from leader, starting it on first use.
 // It runs until the server closes: an idle fetcher only waits.
 func (s *Server) fetcher(leader int32) *fetcher {
@@ -283,7 +326,7 @@ func (s *Server) fetcher(leader int32) *fetcher {
 	if !ok {
 		f = newFetcher(s, leader)
 		s.fetchers.byLeader[leader] = f
-		go f.run(s.ctx)
+		s.goBackground(func() { f.run(s.ctx) })
 	}
 	return f
 }
