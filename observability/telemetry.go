@@ -53,6 +53,7 @@ type Telemetry struct {
 	meters   *sdkmetric.MeterProvider
 	tracers  *sdktrace.TracerProvider
 	requests requestInstruments
+	conns    connInstruments
 }
 
 // option adjusts how New builds a Telemetry. Tests use it to record spans in memory; the
@@ -92,6 +93,9 @@ func newTelemetry(cfg Config, opts ...option) (*Telemetry, error) {
 	}
 	t.tracers = newTracerProvider(res, o.spanProcessors)
 	if t.requests, err = newRequestInstruments(t.Meter(instrumentationName)); err != nil {
+		return nil, errors.Join(err, t.Shutdown(context.Background()))
+	}
+	if t.conns, err = newConnInstruments(t.Meter(instrumentationName)); err != nil {
 		return nil, errors.Join(err, t.Shutdown(context.Background()))
 	}
 	return t, nil

@@ -12,6 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (p *Proxy) apiVersions(_ context.Context, _ *kmsg.ApiVersionsRequest) (kmsg.Response, error) {
-	return APIs().ApiVersionsResponse(), nil
+func (p *Proxy) apiVersions(_ context.Context, req *kmsg.ApiVersionsRequest) (kmsg.Response, error) {
+	return APIs().AnswerApiVersions(req), nil
 }

@@ -29,7 +29,7 @@ type devConfig struct {
 	LogLevel          string
 	AutoCreateTopics  bool
 	DefaultPartitions int
-	MaxRequestBytes   int
+	Limits            listenerLimits
 	OffsetsPartitions int           // offsets.topic.num.partitions
 	InitialRebalance  time.Duration // group.initial.rebalance.delay.ms
 	RetentionCheck    time.Duration // log.retention.check.interval.ms
@@ -50,7 +50,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first use (auto.create.topics.enable)")
 	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
-	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection")
+	c.Limits.flags(fs)
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 10, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention.ms and retention.bytes (log.retention.check.interval.ms)")
@@ -78,8 +78,6 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--data-dir is empty")
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions)
-	case c.MaxRequestBytes < 1024:
-		return fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes)
 	case c.OffsetsPartitions < 1 || c.OffsetsPartitions > 1000:
 		return fmt.Errorf("--offsets-partitions %d: must be between 1 and 1000", c.OffsetsPartitions)
 	case c.InitialRebalance < 0:
@@ -90,6 +88,9 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--log-cleaner-backoff %s: must be positive", c.CleanerBackoff)
 	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0 || c.LagTimeMax <= 0:
 		return fmt.Errorf("--default-replication-factor must be at least 1, --leader-imbalance-check-interval and --replica-lag-time-max positive")
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	c.ReplicationFactor = min(c.ReplicationFactor, c.Nodes) // as many replicas as dev has nodes
 	return nil
@@ -124,6 +125,7 @@ type dev struct {
 	telemetry *observability.Telemetry
 	store     *routing.MemStore
 	cache     *routing.Cache
+	budget    *wire.MemoryBudget // shared by the proxy's and the nodes' listeners
 	nodes     []*nodeProcess
 	proxy     *proxyProcess
 	admin     *observability.AdminServer
@@ -151,6 +153,9 @@ func (d *dev) start(ctx context.Context, cfg devConfig) error {
 	if err != nil {
 		return err
 	}
+	if d.budget, err = newMemoryBudget(cfg.Limits.MemoryBudget, d.telemetry); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create --data-dir: %w", err)
 	}
@@ -175,15 +180,15 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 		return fmt.Errorf("node %d: listen: %w", id, err)
 	}
 	n, err := startNodeProcess(ctx, nodeOptions{
-		ID:              id,
-		Listener:        ln,
-		Advertise:       ln.Addr().String(),
-		DataDir:         filepath.Join(cfg.DataDir, "node-"+strconv.Itoa(int(id))),
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		RetentionCheck:  cfg.RetentionCheck,
-		CleanerBackoff:  cfg.CleanerBackoff,
-		ZeroCopy:        cfg.ZeroCopy,
-		LagTimeMax:      cfg.LagTimeMax,
+		ID:             id,
+		Listener:       ln,
+		Advertise:      ln.Addr().String(),
+		DataDir:        filepath.Join(cfg.DataDir, "node-"+strconv.Itoa(int(id))),
+		Limits:         cfg.Limits.forListener(d.budget),
+		RetentionCheck: cfg.RetentionCheck,
+		CleanerBackoff: cfg.CleanerBackoff,
+		ZeroCopy:       cfg.ZeroCopy,
+		LagTimeMax:     cfg.LagTimeMax,
 		// Dev nodes listen on a new port at each start; the data dir is what they are.
 		LeaseHolder: "dev-node-" + strconv.Itoa(int(id)) + "@" + cfg.DataDir,
 	}, d.store, d.cache, d.telemetry, d.logger)
@@ -204,7 +209,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		ID:                0, // the sidecar's one broker; nodes count from 1
 		Listener:          ln,
 		Advertise:         cfg.Advertise,
-		MaxRequestBytes:   cfg.MaxRequestBytes,
+		Limits:            cfg.Limits.forListener(d.budget),
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions,

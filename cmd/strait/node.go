@@ -9,27 +9,26 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/routing"
 )
 
 // nodeConfig is everything `strait node` can be told.
 type nodeConfig struct {
-	ID              int
-	Listen          string
-	Advertise       string
-	DataDir         string
-	Redis           string
-	Cluster         string
-	Admin           string
-	LogFormat       string
-	LogLevel        string
-	MaxRequestBytes int
-	RetentionCheck  time.Duration
-	CleanerBackoff  time.Duration
-	ZeroCopy        bool
-	LagTimeMax      time.Duration
+	ID             int
+	Listen         string
+	Advertise      string
+	DataDir        string
+	Redis          string
+	Cluster        string
+	Admin          string
+	LogFormat      string
+	LogLevel       string
+	Limits         listenerLimits
+	RetentionCheck time.Duration
+	CleanerBackoff time.Duration
+	ZeroCopy       bool
+	LagTimeMax     time.Duration
 }
 
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
@@ -38,7 +37,7 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", "", "host:port proxies and peers dial (default: the listen address)")
 	fs.StringVar(&c.DataDir, "data-dir", "./strait-node-data", "directory for this node's partitions")
 	clusterFlags(fs, &c.Redis, &c.Cluster, &c.Admin, "127.0.0.1:9645", &c.LogFormat, &c.LogLevel)
-	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection")
+	c.Limits.flags(fs)
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention (log.retention.check.interval.ms)")
 	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
@@ -51,14 +50,12 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--id %d: give each node an id from 0 to %d", c.ID, firstAutoProxyID-1)
 	case c.DataDir == "":
 		return fmt.Errorf("--data-dir is empty")
-	case c.MaxRequestBytes < 1024:
-		return fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes)
 	case c.RetentionCheck <= 0 || c.CleanerBackoff <= 0:
 		return fmt.Errorf("--log-retention-check-interval and --log-cleaner-backoff must be positive")
 	case c.LagTimeMax <= 0:
 		return fmt.Errorf("--replica-lag-time-max %s: must be positive", c.LagTimeMax)
 	}
-	return nil
+	return c.Limits.validate()
 }
 
 func runNode(args []string) error {
@@ -88,6 +85,11 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
+	budget, err := newMemoryBudget(cfg.Limits.MemoryBudget, tel)
+	if err != nil {
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
 	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
 	if err != nil {
 		stopObservability(ctx, admin, tel)
@@ -101,7 +103,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 	}
 	n, err := startNodeProcess(c.ctx, nodeOptions{
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, DataDir: cfg.DataDir,
-		MaxRequestBytes: cfg.MaxRequestBytes, RetentionCheck: cfg.RetentionCheck,
+		Limits: cfg.Limits.forListener(budget), RetentionCheck: cfg.RetentionCheck,
 		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy, LagTimeMax: cfg.LagTimeMax,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {

@@ -22,15 +22,15 @@ const nodeLeaseTTL = 10 * time.Second
 
 // nodeOptions is what one partition-log node needs, in dev or on its own.
 type nodeOptions struct {
-	ID              int32
-	Listener        net.Listener
-	Advertise       string // host:port others dial
-	DataDir         string
-	MaxRequestBytes int
-	RetentionCheck  time.Duration
-	CleanerBackoff  time.Duration
-	ZeroCopy        bool
-	LagTimeMax      time.Duration // replica.lag.time.max.ms
+	ID             int32
+	Listener       net.Listener
+	Advertise      string // host:port others dial
+	DataDir        string
+	Limits         wire.Limits
+	RetentionCheck time.Duration
+	CleanerBackoff time.Duration
+	ZeroCopy       bool
+	LagTimeMax     time.Duration // replica.lag.time.max.ms
 	// LeaseHolder names this process in the node's lease (default node-<id>@<advertise>):
 	// a restarted node with the same holder takes its lease back at once.
 	LeaseHolder string
@@ -81,12 +81,15 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 	go srv.Run(ctx)
 	go n.keepRegistered(ctx)
 	n.wire = &wire.Server{
-		Handler:         srv,
-		Logger:          n.logger,
-		MaxRequestBytes: int32(opts.MaxRequestBytes),
-		Versions:        node.APIs.Versions,
-		Observe:         tel.ObserveRequest("node"),
-		ZeroCopy:        opts.ZeroCopy,
+		Handler:  srv,
+		Logger:   n.logger,
+		Limits:   opts.Limits,
+		Versions: node.APIs.Versions,
+		Observe:  tel.ObserveRequest("node"),
+		ZeroCopy: opts.ZeroCopy,
+	}
+	if err := observeListener(tel, "node", "node-"+strconv.Itoa(int(opts.ID)), n.wire); err != nil {
+		n.logger.Warn("connection metrics are unavailable; serving without them", "err", err)
 	}
 	go serve(n.wire, opts.Listener, n.logger)
 	return n, nil

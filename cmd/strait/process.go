@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -117,4 +119,76 @@ func listenAndAdvertise(listen, advertise string) (net.Listener, string, error) 
 		return nil, "", fmt.Errorf("--advertise %q: %w", advertise, err)
 	}
 	return ln, advertise, nil
+}
+
+// listenerLimits bound what clients can make a process's Kafka listeners hold, and for
+// how long; dev, proxy and node take the same flags. Limits on the number of connections
+// and on requests in flight per connection belong here too.
+type listenerLimits struct {
+	MaxRequestBytes    int           // socket.request.max.bytes
+	IdleTimeout        time.Duration // connections.max.idle.ms
+	RequestReadTimeout time.Duration
+	MaxInFlightBytes   int64 // per connection
+	MemoryBudget       int64 // per process; queued.max.request.bytes, answers included
+}
+
+func (l *listenerLimits) flags(fs *flag.FlagSet) {
+	fs.IntVar(&l.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection (socket.request.max.bytes). Requests other than Produce, and a Produce's bytes besides its records, are held to 1 MiB")
+	fs.DurationVar(&l.IdleTimeout, "connections-max-idle", wire.DefaultIdleTimeout, "close a connection that has nothing in flight and sent nothing for this long, or whose client took nothing of an answer for this long (connections.max.idle.ms)")
+	fs.DurationVar(&l.RequestReadTimeout, "request-read-timeout", wire.DefaultRequestReadTimeout, "close a connection whose client started a request and did not finish sending it within this long")
+	fs.Int64Var(&l.MaxInFlightBytes, "max-inflight-bytes-per-connection", wire.DefaultMaxInFlightBytes, "bytes of requests read and answers not yet written one connection may hold before it is no longer read; a connection holding nothing may still send one larger request")
+	fs.Int64Var(&l.MemoryBudget, "memory-budget", wire.DefaultMemoryBudget, "bytes of requests read and answers not yet written all connections of the process may hold before reading pauses (Kafka's queued.max.request.bytes, answers included)")
+}
+
+func (l *listenerLimits) validate() error {
+	switch {
+	case l.MaxRequestBytes < 1024 || l.MaxRequestBytes > math.MaxInt32:
+		return fmt.Errorf("--max-request-bytes %d: must be between 1024 and %d", l.MaxRequestBytes, math.MaxInt32)
+	case l.IdleTimeout <= 0:
+		return fmt.Errorf("--connections-max-idle %s: must be positive", l.IdleTimeout)
+	case l.RequestReadTimeout <= 0:
+		return fmt.Errorf("--request-read-timeout %s: must be positive", l.RequestReadTimeout)
+	case l.MaxInFlightBytes < 64<<10:
+		return fmt.Errorf("--max-inflight-bytes-per-connection %d: must be at least 65536", l.MaxInFlightBytes)
+	case l.MemoryBudget < 1<<20:
+		return fmt.Errorf("--memory-budget %d: must be at least 1048576 (1 MiB)", l.MemoryBudget)
+	}
+	return nil
+}
+
+// forListener returns the limits of one listener drawing on budget, which the process's
+// listeners share.
+func (l *listenerLimits) forListener(budget *wire.MemoryBudget) wire.Limits {
+	return wire.Limits{
+		MaxRequestBytes:    int32(l.MaxRequestBytes),
+		MaxInFlightBytes:   l.MaxInFlightBytes,
+		RequestReadTimeout: l.RequestReadTimeout,
+		IdleTimeout:        l.IdleTimeout,
+		Budget:             budget,
+	}
+}
+
+// newMemoryBudget makes the process's memory budget and reports it as metrics.
+func newMemoryBudget(limit int64, tel *observability.Telemetry) (*wire.MemoryBudget, error) {
+	b := wire.NewMemoryBudget(limit)
+	err := tel.ObserveMemoryBudget(func() observability.MemoryBudgetStats {
+		return observability.MemoryBudgetStats{Limit: b.Limit(), Used: b.Used(), Waits: b.Waits()}
+	})
+	return b, err
+}
+
+// observeListener reports a Kafka listener's connections as metrics.
+func observeListener(tel *observability.Telemetry, tier, name string, s *wire.Server) error {
+	return tel.ObserveListener(tier, name, func() observability.ListenerStats {
+		st := s.Stats()
+		return observability.ListenerStats{
+			OpenConnections:    st.OpenConnections,
+			HeldBytes:          st.HeldBytes,
+			ReadPauses:         st.ReadPauses,
+			ClosedIdle:         st.ClosedIdle,
+			ClosedReadTimeout:  st.ClosedReadTimeout,
+			ClosedWriteTimeout: st.ClosedWriteTimeout,
+			ClosedBadRequest:   st.ClosedBadRequest,
+		}
+	})
 }

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/strait-io/strait/internal/wire"
 )
 
 // proxyConfig is everything `strait proxy` can be told.
@@ -22,7 +20,7 @@ type proxyConfig struct {
 	Admin             string
 	LogFormat         string
 	LogLevel          string
-	MaxRequestBytes   int
+	Limits            listenerLimits
 	AutoCreateTopics  bool
 	DefaultPartitions int
 	OffsetsPartitions int
@@ -36,7 +34,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9092", "address the Kafka listener binds")
 	fs.StringVar(&c.Advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	clusterFlags(fs, &c.Redis, &c.Cluster, &c.Admin, "127.0.0.1:9644", &c.LogFormat, &c.LogLevel)
-	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection")
+	c.Limits.flags(fs)
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first use (auto.create.topics.enable)")
 	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
@@ -48,8 +46,6 @@ func (c *proxyConfig) validate() error {
 	switch {
 	case c.ID < -1:
 		return fmt.Errorf("--id %d: must not be negative", c.ID)
-	case c.MaxRequestBytes < 1024:
-		return fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions)
 	case c.OffsetsPartitions < 1 || c.OffsetsPartitions > 1000:
@@ -59,7 +55,7 @@ func (c *proxyConfig) validate() error {
 	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0:
 		return fmt.Errorf("--default-replication-factor must be at least 1 and --leader-imbalance-check-interval positive")
 	}
-	return nil
+	return c.Limits.validate()
 }
 
 func runProxy(args []string) error {
@@ -88,6 +84,11 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	budget, err := newMemoryBudget(cfg.Limits.MemoryBudget, tel)
+	if err != nil {
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
 	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
 	if err != nil {
 		stopObservability(ctx, admin, tel)
@@ -100,7 +101,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		return nil, err
 	}
 	pp, err := startProxyProcess(c.ctx, proxyOptions{
-		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, MaxRequestBytes: cfg.MaxRequestBytes,
+		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, Limits: cfg.Limits.forListener(budget),
 		AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
 		ReplicationFactor: cfg.ReplicationFactor, ImbalanceCheck: cfg.ImbalanceCheck,

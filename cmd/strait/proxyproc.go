@@ -31,7 +31,7 @@ type proxyOptions struct {
 	ID                int32 // -1: take the lowest free id from firstAutoProxyID up
 	Listener          net.Listener
 	Advertise         string
-	MaxRequestBytes   int
+	Limits            wire.Limits
 	AutoCreateTopics  bool
 	DefaultPartitions int
 	OffsetsPartitions int
@@ -81,11 +81,14 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 	go pp.keepRegistered(ctx)
 	go pp.control(ctx)
 	pp.wire = &wire.Server{
-		Handler:         p,
-		Logger:          pp.logger,
-		MaxRequestBytes: int32(opts.MaxRequestBytes),
-		Versions:        proxy.APIs().Versions,
-		Observe:         tel.ObserveRequest("proxy"),
+		Handler:  p,
+		Logger:   pp.logger,
+		Limits:   opts.Limits,
+		Versions: proxy.APIs().Versions,
+		Observe:  tel.ObserveRequest("proxy"),
+	}
+	if err := observeListener(tel, "proxy", "proxy-"+strconv.Itoa(int(pp.opts.ID)), pp.wire); err != nil {
+		pp.logger.Warn("connection metrics are unavailable; serving without them", "err", err)
 	}
 	go serve(pp.wire, opts.Listener, pp.logger)
 	return pp, nil

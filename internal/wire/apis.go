@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,4 +35,54 @@ func (t APITable) ApiVersionsResponse() *kmsg.ApiVersionsResponse {
 		resp.ApiKeys = append(resp.ApiKeys, ak)
 	}
 	return resp
+}
+
+// errInvalidRequestCode is Kafka's INVALID_REQUEST error code.
+const errInvalidRequestCode = 42
+
+// AnswerApiVersions answers req with the table, or, when CheckClientSoftware refuses req,
+// with INVALID_REQUEST and no keys, as Kafka does.
+func (t APITable) AnswerApiVersions(req *kmsg.ApiVersionsRequest) *kmsg.ApiVersionsResponse {
+	if CheckClientSoftware(req) != nil {
+		resp := kmsg.NewPtrApiVersionsResponse()
+		resp.ErrorCode = errInvalidRequestCode
+		return resp
+	}
+	return t.ApiVersionsResponse()
+}
+
+// CheckClientSoftware checks the client software name and version that ApiVersions v3
+// and later carry (KIP-511): each must match [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?,
+// which rules out an empty one. Kafka answers a request that fails with INVALID_REQUEST.
+func CheckClientSoftware(req *kmsg.ApiVersionsRequest) error {
+	if req.GetVersion() < 3 {
+		return nil
+	}
+	for _, f := range []struct{ name, value string }{
+		{"name", req.ClientSoftwareName},
+		{"version", req.ClientSoftwareVersion},
+	} {
+		if !validSoftwareField(f.value) {
+			return fmt.Errorf("%w: ApiVersions v%d client software %s %q: want letters, digits, '-' and '.', starting and ending with a letter or digit",
+				errBadRequest, req.GetVersion(), f.name, f.value)
+		}
+	}
+	return nil
+}
+
+// validSoftwareField matches [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?.
+func validSoftwareField(s string) bool {
+	if s == "" || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; !isAlnum(c) && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }

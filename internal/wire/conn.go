@@ -3,11 +3,13 @@ package wire
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -30,24 +32,50 @@ var errConnClosed = errors.New("wire: connection closed")
 // their order. Reading and decoding still run ahead. Out-of-order connections
 // (Strait's own) run their handlers concurrently.
 //
-// Each request read takes a token from tokens and the writer gives it back once the answer
-// is written or dropped, so at most MaxInFlight requests are read ahead and results never
-// blocks.
+// Read-ahead is bounded by count and by bytes. Each request read takes a token from tokens
+// and the writer gives it back once the answer is written or dropped, so at most
+// MaxInFlight requests are read ahead and results never blocks. The bytes a connection
+// holds (frames as their buffers grow, what decoding may allocate, answers until written)
+// are counted in held and in the memory budget; the reader waits while they are spent,
+// so a client that does not read its answers stops being read.
+//
+// Two deadlines bound a peer's time: a request's bytes must all arrive within
+// RequestReadTimeout of its first, and a connection with nothing in flight is closed after
+// IdleTimeout without a byte. The reader arms the read deadline as it waits for a
+// request or starts one; the writer arms the idle one when the last request in flight is
+// answered while the reader waits.
 type conn struct {
 	srv      *Server
 	nc       net.Conn
 	log      *slog.Logger
 	versions versionsFunc
 	sendfile bool // Spliced responses go from file to socket (ZeroCopy, over TCP)
+	limits   *Limits
+	budget   *MemoryBudget
 
 	ctx     context.Context // cancelled, with the cause, when the connection fails or closes
 	cancel  context.CancelCauseFunc
 	tokens  chan struct{}
 	results chan *result
+	stop    chan struct{} // closed by drain, to wake a reader waiting for a budget
 
 	handlers sync.WaitGroup // running handlers; results is closed once they are done
 	draining atomic.Bool    // set by Shutdown: read nothing more, answer what was read
 	failOnce sync.Once
+	stopOnce sync.Once
+
+	mu struct {
+		sync.Mutex
+		held    int64         // bytes held in the budgets: reading, in flight, answers
+		reading int64         // of which by the request being read and decoded
+		answers int64         // of which by answers not yet written
+		changed chan struct{} // closed, and replaced, whenever held drops
+		emptied chan struct{} // closed once the request being read is all that is held
+
+		inFlight      int       // requests read and not yet answered or dropped
+		awaiting      bool      // the reader waits for a request's first byte
+		frameDeadline time.Time // when the request being read must be complete
+	}
 
 	// outOfOrder is set, by the reader only, once the client sent OutOfOrderClientID.
 	outOfOrder bool
@@ -65,6 +93,9 @@ type result struct {
 	bytesIn int
 	done    func(bytesIn, bytesOut int, err error) // from Observe
 
+	reqHeld int64 // the request's frame and decoding allowance, held until its handler returns
+	held    int64 // the answer's bytes, held until written or dropped
+
 	spliced *splicedFrame // instead of frame: an answer sent partly from files
 	release func()        // from a Spliced answer; called by finish
 }
@@ -78,10 +109,13 @@ func newConn(s *Server, nc net.Conn) *conn {
 		log:      s.logger().With("remote", nc.RemoteAddr().String()),
 		versions: clampVersions(s.Versions),
 		sendfile: s.ZeroCopy && canSendFile(nc),
+		limits:   &s.Limits,
+		budget:   s.memoryBudget(),
 		ctx:      ctx,
 		cancel:   cancel,
 		tokens:   make(chan struct{}, n),
 		results:  make(chan *result, n),
+		stop:     make(chan struct{}),
 	}
 }
 
@@ -102,29 +136,40 @@ func (c *conn) serve() {
 	close(c.results)
 	<-written
 	c.fail(errConnClosed)
+	c.releaseAll()
 }
 
 // drain makes the reader stop at its next read; what was read is still answered.
 func (c *conn) drain() {
 	c.draining.Store(true)
-	c.nc.SetReadDeadline(time.Now()) // wakes a reader blocked on an idle connection
+	c.stopOnce.Do(func() { close(c.stop) })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armReadDeadlineLocked() // wakes a reader blocked on an idle connection
 }
 
-// fail closes the connection at once, logging the first cause.
+// fail closes the connection at once, logging and counting the first cause.
 func (c *conn) fail(err error) {
 	c.failOnce.Do(func() {
 		c.logClose(err)
+		c.srv.stats.countClose(err)
 		c.cancel(err)
 		c.nc.Close()
 	})
 }
 
 // logClose logs why the connection closes: at Warn when the peer or a handler misbehaved,
-// at Debug when it simply went away.
+// at Debug when it simply went away or idled out, as Kafka clients expect to be.
 func (c *conn) logClose(err error) {
 	switch {
 	case errors.Is(err, errBadRequest):
 		c.log.Warn("wire: bad request, closing connection", "err", err)
+	case errors.Is(err, errRequestReadTimeout):
+		c.log.Warn("wire: closing connection: a request did not arrive in full in time; the peer is stalled or its link too slow for the request read timeout", "err", err)
+	case errors.Is(err, errWriteTimeout):
+		c.log.Warn("wire: closing connection: the peer stopped reading its answers", "err", err)
+	case errors.Is(err, errIdle):
+		c.log.Debug("wire: closing idle connection", "err", err)
 	case errors.Is(err, errConnClosed), errors.Is(err, ErrServerClosed), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.log.Debug("wire: connection closed", "err", err)
 	default:
@@ -135,16 +180,19 @@ func (c *conn) logClose(err error) {
 // readLoop reads and dispatches requests until an error or a drain.
 func (c *conn) readLoop() error {
 	br := bufio.NewReader(c.nc)
-	limit := c.srv.maxRequestBytes()
 	for !c.draining.Load() {
-		frame, err := readFrame(br, limit)
-		if err != nil {
-			return fmt.Errorf("wire: read request from %s: %w", c.nc.RemoteAddr(), err)
-		}
 		if err := c.acquire(); err != nil {
 			return err
 		}
-		if err := c.dispatch(frame); err != nil {
+		// Answers not yet written count too: a peer that does not read them is not read.
+		if err := c.awaitRoom(initialFrameBytes); err != nil {
+			return err
+		}
+		payload, err := c.readRequest(br)
+		if err != nil {
+			return fmt.Errorf("wire: read request from %s: %w", c.nc.RemoteAddr(), err)
+		}
+		if err := c.dispatch(payload); err != nil {
 			return fmt.Errorf("wire: request from %s: %w", c.nc.RemoteAddr(), err)
 		}
 	}
@@ -156,29 +204,125 @@ func (c *conn) acquire() error {
 	select {
 	case c.tokens <- struct{}{}:
 		return nil
+	default:
+	}
+	c.srv.stats.readPauses.Add(1)
+	select {
+	case c.tokens <- struct{}{}:
+		return nil
 	case <-c.ctx.Done():
 		return context.Cause(c.ctx)
+	case <-c.stop:
+		return errDraining
 	}
 }
 
-// dispatch decodes one request frame and starts its handler.
-func (c *conn) dispatch(frame []byte) error {
-	h, rest, err := parseRequestHeader(frame)
+// readRequest reads one request frame into a buffer that grows as its bytes arrive,
+// reserving each buffer first. Only Produce frames may be larger than MaxNonRecordBytes:
+// the api key, which opens the payload, is checked before the buffer is.
+func (c *conn) readRequest(br *bufio.Reader) ([]byte, error) {
+	if err := c.awaitRequest(br); err != nil {
+		return nil, err
+	}
+	var head [6]byte // size and api key
+	if _, err := io.ReadFull(br, head[:4]); err != nil {
+		return nil, c.readErr(noEOF(err))
+	}
+	size := int32(binary.BigEndian.Uint32(head[:4]))
+	if limit := c.limits.maxRequestBytes(); size < 0 || size > limit {
+		return nil, fmt.Errorf("%w %d outside [0, %d]", errFrameSize, size, limit)
+	}
+	start := head[4:4]
+	if size >= 2 {
+		if _, err := io.ReadFull(br, head[4:6]); err != nil {
+			return nil, c.readErr(noEOF(err))
+		}
+		start = head[4:6]
+		key := int16(binary.BigEndian.Uint16(start))
+		if limit := c.limits.maxNonRecordBytes(); key != produceKey && size > limit {
+			return nil, fmt.Errorf("%w %d for %s outside [0, %d]: only Produce may be larger",
+				errFrameSize, size, kmsg.NameForKey(key), limit)
+		}
+	}
+	payload, err := readPayload(br, int(size), start,
+		func(n int) error { return c.reserve(int64(n)) },
+		func(n int) { c.releaseReading(int64(n)) })
+	if err != nil {
+		return nil, c.readErr(err)
+	}
+	return payload, nil
+}
+
+// awaitRequest waits for the first byte of a request, under the idle deadline when
+// nothing is in flight, then starts the request's read deadline.
+func (c *conn) awaitRequest(br *bufio.Reader) error {
+	c.mu.Lock()
+	c.mu.awaiting = true
+	c.armReadDeadlineLocked()
+	c.mu.Unlock()
+
+	_, err := br.Peek(1)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.awaiting = false
+	switch {
+	case err == nil:
+		c.mu.frameDeadline = time.Now().Add(c.limits.requestReadTimeout())
+		c.armReadDeadlineLocked()
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded) && !c.draining.Load():
+		return fmt.Errorf("%w (%s)", errIdle, c.limits.idleTimeout())
+	default:
+		return err
+	}
+}
+
+// armReadDeadlineLocked sets the read deadline for what the reader is doing: none while
+// it waits for a request with requests in flight, the idle timeout while it waits with
+// none, the request's deadline while it reads one, and now once draining.
+func (c *conn) armReadDeadlineLocked() {
+	var deadline time.Time
+	switch {
+	case c.draining.Load():
+		deadline = time.Now()
+	case c.mu.awaiting && c.mu.inFlight == 0:
+		deadline = time.Now().Add(c.limits.idleTimeout())
+	case !c.mu.awaiting:
+		deadline = c.mu.frameDeadline
+	}
+	c.nc.SetReadDeadline(deadline)
+}
+
+// readErr marks a read that ran out of time as a request read timeout.
+func (c *conn) readErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && !c.draining.Load() {
+		return fmt.Errorf("%w (%s): %w", errRequestReadTimeout, c.limits.requestReadTimeout(), err)
+	}
+	return err
+}
+
+// dispatch decodes one request frame and starts its handler. Decoding reserves what it
+// may allocate before kmsg allocates anything.
+func (c *conn) dispatch(payload []byte) error {
+	h, rest, err := parseRequestHeader(payload)
 	if err != nil {
 		return err
 	}
 	ctx, done := c.srv.observe(c.ctx, h)
-	res := &result{corr: h.CorrelationID, bytesIn: 4 + len(frame), done: done}
+	res := &result{corr: h.CorrelationID, bytesIn: 4 + len(payload), done: done}
 	c.order(res, h.ClientID)
-	body, err := decodeBody(h, rest, c.versions)
+	body, err := decodeRequest(h, payload, rest, c.versions, int(c.limits.maxNonRecordBytes()), c.reserve)
 	switch {
 	case h.Key == apiVersionsKey && errors.Is(err, errUnsupportedVersion):
+		res.reqHeld = c.dispatched()
 		c.results <- c.answerUnsupportedAPIVersions(res, err)
 		return nil
 	case err != nil:
 		done(res.bytesIn, 0, err)
 		return err
 	}
+	res.reqHeld = c.dispatched()
 	req := &Request{Header: h, Body: body, RemoteAddr: c.nc.RemoteAddr()}
 	var after <-chan struct{}
 	var handled chan struct{}
@@ -209,6 +353,7 @@ func (c *conn) order(res *result, clientID string) {
 func (c *conn) answerUnsupportedAPIVersions(res *result, why error) *result {
 	c.log.Debug("wire: answering ApiVersions with UNSUPPORTED_VERSION", "err", why)
 	res.frame, res.err = appendResponse(nil, res.corr, unsupportedAPIVersions(c.versions))
+	c.answered(res)
 	return res
 }
 
@@ -223,7 +368,11 @@ func (c *conn) handle(ctx context.Context, req *Request, res *result, after <-ch
 		case <-c.ctx.Done():
 		}
 	}
-	resp, err := c.callHandler(ctx, req)
+	var resp kmsg.Response
+	err := c.awaitAnswerRoom()
+	if err == nil {
+		resp, err = c.callHandler(ctx, req)
+	}
 	if handled != nil {
 		close(handled)
 	}
@@ -243,7 +392,21 @@ func (c *conn) handle(ctx context.Context, req *Request, res *result, after <-ch
 		err = c.splice(res, sp)
 	}
 	res.err = err
+	c.answered(res)
 	c.results <- res
+}
+
+// answered moves what res holds from its request to its answer: the answer's bytes in
+// memory are counted before the request's are given back, so that a connection with
+// something in flight never looks empty to the reader.
+func (c *conn) answered(res *result) {
+	res.held = int64(len(res.frame))
+	if res.spliced != nil {
+		res.held = res.spliced.memoryBytes()
+	}
+	c.charge(res.held)
+	c.release(res.reqHeld, false)
+	res.reqHeld = 0
 }
 
 // splice cuts res.frame at sp's placeholders. The writer sends the file ranges with
@@ -324,45 +487,86 @@ func (c *conn) nextResult(bw *bufio.Writer) (*result, bool) {
 	return res, ok
 }
 
+// writeChunk bounds one write to the socket, so that the write deadline measures the
+// peer's progress rather than the answer's size.
+const writeChunk = 1 << 20
+
 // write writes one answer, or drops it once the connection has failed.
 func (c *conn) write(bw *bufio.Writer, res *result) {
 	if err := context.Cause(c.ctx); err != nil {
 		c.finish(res, 0, err)
 		return
 	}
+	var err error
+	size := len(res.frame)
 	if res.spliced != nil {
-		if err := res.spliced.writeTo(bw, c.nc); err != nil {
-			c.fail(fmt.Errorf("wire: write response to %s: %w", c.nc.RemoteAddr(), err))
-			c.finish(res, 0, err)
-			return
-		}
-		c.finish(res, res.spliced.size, nil)
-		return
+		c.armWriteDeadline()
+		size = res.spliced.size
+		err = res.spliced.writeTo(bw, c.nc)
+	} else {
+		err = c.writeFrame(bw, res.frame)
 	}
-	if _, err := bw.Write(res.frame); err != nil {
-		c.fail(fmt.Errorf("wire: write response to %s: %w", c.nc.RemoteAddr(), err))
+	if err != nil {
+		err = c.writeErr(err)
+		c.fail(err)
 		c.finish(res, 0, err)
 		return
 	}
-	c.finish(res, len(res.frame), nil)
+	c.finish(res, size, nil)
+}
+
+// writeFrame writes frame in chunks, each under a fresh write deadline.
+func (c *conn) writeFrame(bw *bufio.Writer, frame []byte) error {
+	for len(frame) > 0 {
+		n := min(len(frame), writeChunk)
+		c.armWriteDeadline()
+		if _, err := bw.Write(frame[:n]); err != nil {
+			return err
+		}
+		frame = frame[n:]
+	}
+	return nil
 }
 
 func (c *conn) flush(bw *bufio.Writer) {
 	if bw.Buffered() == 0 || c.ctx.Err() != nil {
 		return
 	}
+	c.armWriteDeadline()
 	if err := bw.Flush(); err != nil {
-		c.fail(fmt.Errorf("wire: write response to %s: %w", c.nc.RemoteAddr(), err))
+		c.fail(c.writeErr(err))
 	}
 }
 
-// finish reports a written or dropped answer, releases its files, and frees its read-ahead
-// token.
+// armWriteDeadline gives the peer IdleTimeout to take the next bytes of an answer: a peer
+// that reads nothing for that long holds its answers' memory for nothing.
+func (c *conn) armWriteDeadline() {
+	c.nc.SetWriteDeadline(time.Now().Add(c.limits.idleTimeout()))
+}
+
+// writeErr wraps a write error, marking a write that ran out of time.
+func (c *conn) writeErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("wire: write response to %s: %w (%s): %w", c.nc.RemoteAddr(), errWriteTimeout, c.limits.idleTimeout(), err)
+	}
+	return fmt.Errorf("wire: write response to %s: %w", c.nc.RemoteAddr(), err)
+}
+
+// finish reports a written or dropped answer, releases its files and bytes, and frees its
+// read-ahead token. The last answer in flight starts the idle deadline if the reader
+// waits for a request.
 func (c *conn) finish(res *result, bytesOut int, err error) {
 	if res.release != nil {
 		res.release()
 	}
 	res.done(res.bytesIn, bytesOut, err)
+	c.release(res.held, true)
+	c.mu.Lock()
+	c.mu.inFlight--
+	if c.mu.inFlight == 0 && c.mu.awaiting {
+		c.armReadDeadlineLocked()
+	}
+	c.mu.Unlock()
 	<-c.tokens
 }
 

@@ -35,15 +35,33 @@
 // A Server answers each connection's requests in the order they arrived (the protocol
 // demands it) and, like a Kafka broker, handles them one at a time, so two pipelined
 // produce requests to one partition are appended in the order sent; it still reads and
-// decodes up to MaxInFlight requests ahead. Strait's own Client may opt a connection
+// decodes requests ahead, within Limits. Strait's own Client may opt a connection
 // into out-of-order answers by sending OutOfOrderClientID as its client id: its requests
 // are handled concurrently and answered as they finish, so that a slow request (a
 // long-poll fetch) never holds back a fast one. Ordinary Kafka clients never do.
 //
 // Any other malformed input (a negative or oversized frame size, an unknown API key or
 // version, a body that does not decode) is logged and closes that connection only, as
-// Kafka does. A frame's size is checked against MaxRequestBytes before its buffer is
-// allocated.
+// Kafka does.
+//
+// What a peer can make a Server hold follows the bytes it sends, never what it announces
+// (Limits, MemoryBudget):
+//
+//   - a frame's size is checked against MaxRequestBytes, and any frame but Produce's
+//     against MaxNonRecordBytes, before anything is allocated; its buffer then starts
+//     small and doubles as bytes arrive;
+//   - before kmsg decodes a request, what decoding may allocate (decodeAmplification
+//     bytes per byte that is not a record batch) is reserved;
+//   - requests read, with that allowance, and answers not yet written count against the
+//     connection's MaxInFlightBytes and the MemoryBudget its Server shares with others;
+//     past either the connection is not read, and past the connection's its handlers
+//     wait, until answers drain. A connection that holds nothing may always read one
+//     request, however large, so nothing is wedged;
+//   - a request must arrive in full within RequestReadTimeout of its first byte; a
+//     connection with nothing in flight and nothing sent for IdleTimeout, or whose peer
+//     takes nothing of an answer for that long, is closed.
+//
+// Stats reports the connections, what they hold and why the server closed them.
 //
 // See example_test.go for a Server and a Client talking to each other.
 package wire

@@ -38,8 +38,8 @@ type RequestHeader struct {
 }
 
 // readFrame reads one size-prefixed frame and returns its payload. The size is checked
-// against limit before the payload buffer exists, so a peer cannot make us allocate what it
-// merely announces.
+// against limit before anything is allocated, and the payload's buffer grows as bytes
+// arrive, so a peer cannot make us allocate what it merely announces.
 func readFrame(r io.Reader, limit int32) ([]byte, error) {
 	var prefix [4]byte
 	if _, err := io.ReadFull(r, prefix[:]); err != nil {
@@ -49,11 +49,52 @@ func readFrame(r io.Reader, limit int32) ([]byte, error) {
 	if size < 0 || size > limit {
 		return nil, fmt.Errorf("%w %d outside [0, %d]", errFrameSize, size, limit)
 	}
-	payload := make([]byte, size)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return nil, noEOF(err)
+	payload, err := readPayload(r, int(size), nil, nil, nil)
+	if err != nil {
+		return nil, err
 	}
 	return payload, nil
+}
+
+// readPayload reads a payload of size bytes, of which start holds the first ones already.
+// Its buffer starts at initialFrameBytes and doubles up to size as bytes arrive. Before
+// each buffer is allocated, reserve (when not nil) is asked for its bytes; once a
+// smaller buffer is dropped, release gives them back. On error, the buffer last
+// reserved is the caller's to release: its capacity is returned with the error.
+func readPayload(r io.Reader, size int, start []byte, reserve func(n int) error, release func(n int)) ([]byte, error) {
+	buf, err := growFrame(nil, min(size, initialFrameBytes), reserve, release)
+	if err != nil {
+		return nil, err
+	}
+	buf = append(buf, start...)
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			if buf, err = growFrame(buf, min(2*cap(buf), size), reserve, release); err != nil {
+				return buf, err
+			}
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil && len(buf) < size {
+			return buf, noEOF(err)
+		}
+	}
+	return buf, nil
+}
+
+// growFrame moves buf into a new buffer of capacity n, reserving it first and releasing
+// buf's once copied. If the reservation fails, buf is returned as it was.
+func growFrame(buf []byte, n int, reserve func(int) error, release func(int)) ([]byte, error) {
+	if reserve != nil {
+		if err := reserve(n); err != nil {
+			return buf, err
+		}
+	}
+	grown := append(make([]byte, 0, n), buf...)
+	if release != nil && cap(buf) > 0 {
+		release(cap(buf))
+	}
+	return grown, nil
 }
 
 // noEOF turns an EOF inside a frame into ErrUnexpectedEOF: the peer hung up mid-message.
@@ -100,10 +141,10 @@ func readNullableString(b []byte) (string, []byte, error) {
 	return string(b[:n]), b[n:], nil
 }
 
-// decodeBody decodes the request body that follows the header, after checking that
-// versions accepts the key and version. The version is checked first so that an
+// requestFor returns an empty request of h's key at h's version, after checking that
+// versions serves them. The version is checked before the body is looked at, so that an
 // unsupported ApiVersions request is recognised without its body being parsed.
-func decodeBody(h RequestHeader, rest []byte, versions versionsFunc) (kmsg.Request, error) {
+func requestFor(h RequestHeader, versions versionsFunc) (kmsg.Request, error) {
 	req := kmsg.RequestForKey(h.Key)
 	lo, hi, ok := versions(h.Key)
 	if req == nil || !ok {
@@ -114,15 +155,6 @@ func decodeBody(h RequestHeader, rest []byte, versions versionsFunc) (kmsg.Reque
 			errUnsupportedVersion, h.Version, kmsg.NameForKey(h.Key), h.Key, lo, hi)
 	}
 	req.SetVersion(h.Version)
-	if req.IsFlexible() {
-		var err error
-		if rest, err = skipTags(rest); err != nil {
-			return nil, err
-		}
-	}
-	if err := req.ReadFrom(rest); err != nil {
-		return nil, fmt.Errorf("%w: %s v%d body: %v", errMalformed, kmsg.NameForKey(h.Key), h.Version, err)
-	}
 	return req, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"testing"
@@ -92,6 +93,12 @@ func TestDecodeBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decodeBody decodes a request body as the server does, with no limit on what it may
+// allocate.
+func decodeBody(h RequestHeader, rest []byte, versions versionsFunc) (kmsg.Request, error) {
+	return decodeRequest(h, rest, rest, versions, math.MaxInt32, func(int64) error { return nil })
 }
 
 // A served range above kmsg's is cut to what kmsg can decode.

@@ -21,8 +21,6 @@ const OutOfOrderClientID = "strait-internal/out-of-order"
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("wire: server closed")
 
-const defaultMaxInFlight = 32
-
 // Accept errors that are temporary (out of file descriptors) are retried after a pause
 // that doubles from acceptBackoffMin to acceptBackoffMax, as net/http does.
 const (
@@ -56,10 +54,11 @@ func (f HandlerFunc) ServeKafka(ctx context.Context, req *Request) (kmsg.Respons
 // Server serves the Kafka protocol to a Handler. Its zero value, with a Handler, is ready;
 // its fields must not change once Serve was called.
 type Server struct {
-	Handler         Handler
-	Logger          *slog.Logger // nil = discard
-	MaxRequestBytes int32        // 0 = DefaultMaxRequestBytes; checked against the size prefix BEFORE allocating
-	MaxInFlight     int          // per connection read-ahead bound; 0 = 32
+	Handler Handler
+	Logger  *slog.Logger // nil = discard
+	// Limits bound what each peer can make the server hold and for how long; the zero
+	// value takes every default.
+	Limits
 	// Versions reports the versions the handler serves for an API key (ok=false: unknown key).
 	// nil means: every key kmsg knows, versions 0..kmsg max.
 	Versions func(key int16) (min, max int16, ok bool)
@@ -73,8 +72,13 @@ type Server struct {
 	// the frame before it is written.
 	ZeroCopy bool
 
-	conns sync.WaitGroup // one per served connection, so Shutdown can wait for them
-	mu    struct {
+	conns  sync.WaitGroup // one per served connection, so Shutdown can wait for them
+	stats  serverCounters
+	budget struct {
+		once sync.Once
+		b    *MemoryBudget // Limits.Budget, or the server's own
+	}
+	mu struct {
 		sync.Mutex
 		closed    bool
 		done      chan struct{} // closed with closed, to cut accept backoff short
@@ -158,6 +162,7 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	s.mu.conns[c] = struct{}{}
 	s.conns.Add(1) // under mu, so never after Shutdown began to Wait
+	s.stats.open.Add(1)
 	go c.serve()
 }
 
@@ -166,6 +171,7 @@ func (s *Server) forgetConn(c *conn) {
 	s.mu.Lock()
 	delete(s.mu.conns, c)
 	s.mu.Unlock()
+	s.stats.open.Add(-1)
 	s.conns.Done()
 }
 
@@ -244,18 +250,20 @@ func (s *Server) logger() *slog.Logger {
 	return s.Logger
 }
 
-func (s *Server) maxRequestBytes() int32 {
-	if s.MaxRequestBytes <= 0 {
-		return DefaultMaxRequestBytes
-	}
-	return s.MaxRequestBytes
+// Stats returns a snapshot of the server's connections and of what they hold.
+func (s *Server) Stats() ServerStats {
+	return s.stats.snapshot()
 }
 
-func (s *Server) maxInFlight() int {
-	if s.MaxInFlight <= 0 {
-		return defaultMaxInFlight
-	}
-	return s.MaxInFlight
+// memoryBudget returns Limits.Budget, or else the server's own default budget.
+func (s *Server) memoryBudget() *MemoryBudget {
+	s.budget.once.Do(func() {
+		s.budget.b = s.Budget
+		if s.budget.b == nil {
+			s.budget.b = NewMemoryBudget(DefaultMemoryBudget)
+		}
+	})
+	return s.budget.b
 }
 
 // observe starts observing one request; it never returns a nil func.

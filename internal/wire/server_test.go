@@ -169,7 +169,7 @@ func TestServerConcurrencyPerConnection(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 				return echoHandler(ctx, req)
 			}
-			addr := startServer(t, &Server{Handler: HandlerFunc(h), MaxInFlight: 2})
+			addr := startServer(t, &Server{Handler: HandlerFunc(h), Limits: Limits{MaxInFlight: 2}})
 			rc := dialRaw(t, addr)
 			for i := range 8 {
 				rc.send(tc.clientID, int32(i), metadataRequest(1, "t"))
@@ -211,7 +211,7 @@ func TestServerBadInput(t *testing.T) {
 		{"truncated body", truncate(metadata, 3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := startServer(t, &Server{Handler: HandlerFunc(echoHandler), MaxRequestBytes: 1024})
+			addr := startServer(t, &Server{Handler: HandlerFunc(echoHandler), Limits: Limits{MaxRequestBytes: 1024}})
 			good := dialRaw(t, addr)
 			bad := dialRaw(t, addr)
 			bad.write(tc.bytes)

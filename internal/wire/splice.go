@@ -227,6 +227,15 @@ func readRange(dst []byte, r FileRange) error {
 	return nil
 }
 
+// memoryBytes is what the frame holds in memory: its bytes parts, not its file ranges.
+func (sf *splicedFrame) memoryBytes() int64 {
+	var n int64
+	for _, p := range sf.parts {
+		n += int64(len(p.bytes))
+	}
+	return n
+}
+
 // writeTo writes the frame to bw, the connection's buffered writer over nc, sending the
 // file ranges from file to socket. Buffered bytes are flushed before each range, so the
 // frame's parts leave in order.
