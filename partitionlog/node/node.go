@@ -161,7 +161,7 @@ func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respon
 	case *kmsg.DeleteRecordsRequest:
 		return s.deleteRecords(body), nil
 	case *kmsg.ApiVersionsRequest:
-		return APIs.ApiVersionsResponse(), nil
+		return APIs.AnswerApiVersions(body), nil
 	}
 	return nil, fmt.Errorf("node %d: no handler for %s", s.cfg.ID, kmsg.NameForKey(req.Header.Key))
 }
