@@ -20,24 +20,26 @@ import (
 
 // devConfig is everything `strait dev` can be told.
 type devConfig struct {
-	Listen            string // proxy's Kafka listener
-	Advertise         string // host:port clients are told; derived from Listen when empty
-	DataDir           string
-	Nodes             int
-	Admin             string // admin HTTP: /metrics, /healthz, /readyz, /debug/pprof/
-	LogFormat         string
-	LogLevel          string
-	AutoCreateTopics  bool
-	DefaultPartitions int
-	Limits            listenerLimits
-	OffsetsPartitions int           // offsets.topic.num.partitions
-	InitialRebalance  time.Duration // group.initial.rebalance.delay.ms
-	RetentionCheck    time.Duration // log.retention.check.interval.ms
-	CleanerBackoff    time.Duration // log.cleaner.backoff.ms
-	ZeroCopy          bool
-	ReplicationFactor int // default.replication.factor, capped at --nodes
-	ImbalanceCheck    time.Duration
-	LagTimeMax        time.Duration
+	Listen               string // proxy's Kafka listener
+	Advertise            string // host:port clients are told; derived from Listen when empty
+	DataDir              string
+	Nodes                int
+	Admin                string // admin HTTP: /metrics, /healthz, /readyz, /debug/pprof/
+	LogFormat            string
+	LogLevel             string
+	AutoCreateTopics     bool
+	DefaultPartitions    int
+	Limits               listenerLimits
+	OffsetsPartitions    int           // offsets.topic.num.partitions
+	InitialRebalance     time.Duration // group.initial.rebalance.delay.ms
+	RetentionCheck       time.Duration // log.retention.check.interval.ms
+	CleanerBackoff       time.Duration // log.cleaner.backoff.ms
+	ZeroCopy             bool
+	ReplicationFactor    int // default.replication.factor, capped at --nodes
+	ImbalanceCheck       time.Duration
+	LagTimeMax           time.Duration
+	MaxNodePartitions    int
+	MaxClusterPartitions int
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -56,8 +58,9 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention.ms and retention.bytes (log.retention.check.interval.ms)")
 	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
-	replicationFlags(fs, &c.ReplicationFactor, 3, &c.ImbalanceCheck)
+	replicationFlags(fs, &c.ReplicationFactor, 3, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
+	maxNodePartitionsFlag(fs, &c.MaxNodePartitions)
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -86,6 +89,8 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--log-retention-check-interval %s: must be positive", c.RetentionCheck)
 	case c.CleanerBackoff <= 0:
 		return fmt.Errorf("--log-cleaner-backoff %s: must be positive", c.CleanerBackoff)
+	case c.MaxNodePartitions < 0 || c.MaxClusterPartitions < 0:
+		return fmt.Errorf("--max-node-partitions %d, --max-cluster-partitions %d: must not be negative (0: the default)", c.MaxNodePartitions, c.MaxClusterPartitions)
 	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0 || c.LagTimeMax <= 0:
 		return fmt.Errorf("--default-replication-factor must be at least 1, --leader-imbalance-check-interval and --replica-lag-time-max positive")
 	}
@@ -189,6 +194,7 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 		CleanerBackoff: cfg.CleanerBackoff,
 		ZeroCopy:       cfg.ZeroCopy,
 		LagTimeMax:     cfg.LagTimeMax,
+		MaxPartitions:  nodePartitionLimit(cfg.MaxNodePartitions, cfg.Nodes),
 		// Dev nodes listen on a new port at each start; the data dir is what they are.
 		LeaseHolder: "dev-node-" + strconv.Itoa(int(id)) + "@" + cfg.DataDir,
 	}, d.store, d.cache, d.telemetry, d.logger)
@@ -206,16 +212,17 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
 	d.proxy, err = startProxyProcess(ctx, proxyOptions{
-		ID:                0, // the sidecar's one broker; nodes count from 1
-		Listener:          ln,
-		Advertise:         cfg.Advertise,
-		Limits:            cfg.Limits.forListener(d.budget),
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: cfg.DefaultPartitions,
-		OffsetsPartitions: cfg.OffsetsPartitions,
-		InitialRebalance:  cfg.InitialRebalance,
-		ReplicationFactor: cfg.ReplicationFactor,
-		ImbalanceCheck:    cfg.ImbalanceCheck,
+		ID:                   0, // the sidecar's one broker; nodes count from 1
+		Listener:             ln,
+		Advertise:            cfg.Advertise,
+		Limits:               cfg.Limits.forListener(d.budget),
+		AutoCreateTopics:     cfg.AutoCreateTopics,
+		DefaultPartitions:    cfg.DefaultPartitions,
+		OffsetsPartitions:    cfg.OffsetsPartitions,
+		InitialRebalance:     cfg.InitialRebalance,
+		ReplicationFactor:    cfg.ReplicationFactor,
+		ImbalanceCheck:       cfg.ImbalanceCheck,
+		MaxClusterPartitions: cfg.MaxClusterPartitions,
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
 		ln.Close()

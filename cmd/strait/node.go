@@ -29,6 +29,7 @@ type nodeConfig struct {
 	CleanerBackoff time.Duration
 	ZeroCopy       bool
 	LagTimeMax     time.Duration
+	MaxPartitions  int
 }
 
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
@@ -42,6 +43,12 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
+	maxNodePartitionsFlag(fs, &c.MaxPartitions)
+}
+
+// maxNodePartitionsFlag is the partitions a node may hold, for `strait node` and `strait dev`.
+func maxNodePartitionsFlag(fs *flag.FlagSet, v *int) {
+	fs.IntVar(v, "max-node-partitions", 0, "partition replicas a node may hold; the controller places no more on it (Kafka's max.broker.partitions, KIP-578; 0: the process's file descriptor limit, shared among the nodes of one process)")
 }
 
 func (c *nodeConfig) validate() error {
@@ -54,6 +61,8 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--log-retention-check-interval and --log-cleaner-backoff must be positive")
 	case c.LagTimeMax <= 0:
 		return fmt.Errorf("--replica-lag-time-max %s: must be positive", c.LagTimeMax)
+	case c.MaxPartitions < 0:
+		return fmt.Errorf("--max-node-partitions %d: must not be negative (0: sized from the file descriptor limit)", c.MaxPartitions)
 	}
 	return c.Limits.validate()
 }
@@ -105,6 +114,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, DataDir: cfg.DataDir,
 		Limits: cfg.Limits.forListener(budget), RetentionCheck: cfg.RetentionCheck,
 		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy, LagTimeMax: cfg.LagTimeMax,
+		MaxPartitions: nodePartitionLimit(cfg.MaxPartitions, 1),
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()

@@ -31,6 +31,7 @@ type nodeOptions struct {
 	CleanerBackoff time.Duration
 	ZeroCopy       bool
 	LagTimeMax     time.Duration // replica.lag.time.max.ms
+	MaxPartitions  int           // max.broker.partitions, published in the registration
 	// LeaseHolder names this process in the node's lease (default node-<id>@<advertise>):
 	// a restarted node with the same holder takes its lease back at once.
 	LeaseHolder string
@@ -110,10 +111,11 @@ func (n *nodeProcess) register(ctx context.Context) error {
 		return fmt.Errorf("node %d: register: %w", n.opts.ID, err)
 	}
 	n.renewed.Store(time.Now().UnixNano())
-	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur.Addr == n.opts.Advertise {
+	want := routing.Node{ID: n.opts.ID, Addr: n.opts.Advertise, MaxPartitions: n.opts.MaxPartitions}
+	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur == want {
 		return nil
 	}
-	return n.store.RegisterNode(ctx, routing.Node{ID: n.opts.ID, Addr: n.opts.Advertise})
+	return n.store.RegisterNode(ctx, want)
 }
 
 // keepRegistered renews the lease, registers again if the Store forgot the node, and

@@ -27,6 +27,8 @@ type proxyConfig struct {
 	InitialRebalance  time.Duration
 	ReplicationFactor int
 	ImbalanceCheck    time.Duration
+	// MaxClusterPartitions caps the partition replicas of the cluster (max.partitions).
+	MaxClusterPartitions int
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -39,7 +41,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
-	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck)
+	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 }
 
 func (c *proxyConfig) validate() error {
@@ -52,6 +54,8 @@ func (c *proxyConfig) validate() error {
 		return fmt.Errorf("--offsets-partitions %d: must be between 1 and 1000", c.OffsetsPartitions)
 	case c.InitialRebalance < 0:
 		return fmt.Errorf("--group-initial-rebalance-delay %s: must not be negative", c.InitialRebalance)
+	case c.MaxClusterPartitions < 0:
+		return fmt.Errorf("--max-cluster-partitions %d: must not be negative (0: no cluster-wide limit)", c.MaxClusterPartitions)
 	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0:
 		return fmt.Errorf("--default-replication-factor must be at least 1 and --leader-imbalance-check-interval positive")
 	}
@@ -105,6 +109,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
 		ReplicationFactor: cfg.ReplicationFactor, ImbalanceCheck: cfg.ImbalanceCheck,
+		MaxClusterPartitions: cfg.MaxClusterPartitions,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()
@@ -126,7 +131,8 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 
 // replicationFlags are the replication settings of the processes that create topics
 // and run the controller.
-func replicationFlags(fs *flag.FlagSet, rf *int, rfDefault int, imbalance *time.Duration) {
+func replicationFlags(fs *flag.FlagSet, rf *int, rfDefault int, imbalance *time.Duration, maxPartitions *int) {
 	fs.IntVar(rf, "default-replication-factor", rfDefault, "replicas of a topic created without a replication factor (default.replication.factor)")
+	fs.IntVar(maxPartitions, "max-cluster-partitions", 0, "partition replicas the whole cluster may hold; CreateTopics and CreatePartitions past it get POLICY_VIOLATION (Kafka's max.partitions, KIP-578; 0: only each node's --max-node-partitions)")
 	fs.DurationVar(imbalance, "leader-imbalance-check-interval", 5*time.Minute, "how often leadership returns to preferred replicas (leader.imbalance.check.interval.seconds)")
 }

@@ -38,6 +38,8 @@ type proxyOptions struct {
 	InitialRebalance  time.Duration
 	ReplicationFactor int           // default.replication.factor
 	ImbalanceCheck    time.Duration // leader.imbalance.check.interval.seconds
+	// MaxClusterPartitions caps the partition replicas of the cluster (max.partitions).
+	MaxClusterPartitions int
 }
 
 // proxyProcess is a running proxy: its Kafka listener, its consumer-group coordinator,
@@ -63,6 +65,7 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 	controller := routing.NewController(store, routing.ControllerConfig{
 		DefaultPartitions:        int32(opts.DefaultPartitions),
 		DefaultReplicationFactor: int16(opts.ReplicationFactor),
+		MaxClusterPartitions:     opts.MaxClusterPartitions,
 	}, pp.logger)
 	pp.controller = controller
 	p, err := proxy.New(proxy.Config{
