@@ -3,7 +3,10 @@ package proxy
 // Fetch, versions 4 to 18.
 //
 // v13+ name topics by id (KIP-516); the proxy resolves ids and forwards by name at v12.
-// Long polls (MaxWaitMillis, MinBytes) are honoured by the nodes.
+// Long polls (MaxWaitMillis, MinBytes) are honoured by the nodes. Partitions go to their
+// leaders through the forwarding engine (engine.go): one whose leader moved is fetched
+// from the new leader within the request's time, rather than answered
+// NOT_LEADER_OR_FOLLOWER.
 //
 // Differences from Kafka:
 //   - Fetch sessions (KIP-227) end here, and the proxy does not create them: it answers
@@ -22,9 +25,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/strait-io/strait/routing"
 )
+
+type fetchPart = part[kmsg.FetchRequestTopicPartition, kmsg.FetchResponseTopicPartition]
 
 func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
@@ -34,8 +37,7 @@ func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respons
 	}
 	byID := req.Version >= 13
 	snap := p.view.Snapshot()
-	slots := make(map[topicPartition]*kmsg.FetchResponseTopicPartition)
-	perNode := make(map[int32]kmsg.Request)
+	var parts []*fetchPart
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
@@ -46,27 +48,16 @@ func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respons
 			*sp = kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			r, rerr := route{}, err
-			if rerr == nil {
-				r, rerr = routeTo(snap, name, rp.Partition)
-			}
-			if rerr != nil {
-				sp.ErrorCode = partitionErrorCode(rerr)
+			if err != nil {
+				sp.ErrorCode = partitionErrorCode(err)
 				continue
 			}
-			slots[topicPartition{name, rp.Partition}] = sp
-			addFetchPartition(perNode, r.node, req, name, rp)
+			parts = append(parts, &fetchPart{topic: name, index: rp.Partition, in: rp, out: sp})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.MaxWaitMillis)*time.Millisecond+30*time.Second)
-	defer cancel()
-	for node, a := range p.fetchNodes(ctx, snap, req, perNode) {
-		mergeFetch(slots, perNode[node].(*kmsg.FetchRequest), a)
-	}
-	for _, sp := range slots {
-		p.noteStale(sp.ErrorCode)
-	}
+	// A fetch that found its leader moved may spend a few rounds finding the new one.
+	forward(ctx, p, fetchAdapter{req}, parts, requestDeadline(time.Duration(req.MaxWaitMillis)*time.Millisecond+10*time.Second))
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
 			if sp := &resp.Topics[i].Partitions[j]; sp.RecordBatches == nil {
@@ -78,81 +69,93 @@ func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respons
 	return resp, nil
 }
 
-// addFetchPartition adds one partition to the request for its leader node.
-func addFetchPartition(perNode map[int32]kmsg.Request, node int32, req *kmsg.FetchRequest, topic string, rp kmsg.FetchRequestTopicPartition) {
-	sub, ok := perNode[node].(*kmsg.FetchRequest)
-	if !ok {
-		sub = kmsg.NewPtrFetchRequest()
-		sub.Version = 12
-		sub.ReplicaID = -1
-		sub.MaxWaitMillis, sub.MinBytes, sub.MaxBytes = req.MaxWaitMillis, req.MinBytes, req.MaxBytes
-		sub.IsolationLevel = req.IsolationLevel
-		sub.SessionEpoch = -1 // sessionless: the node sees full fetches only
-		sub.Rack = req.Rack
-		perNode[node] = sub
-	}
-	if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != topic {
+// fetchAdapter forwards a Fetch request's partitions (engine.go).
+type fetchAdapter struct{ req *kmsg.FetchRequest }
+
+func (a fetchAdapter) piece() kmsg.Request {
+	sub := kmsg.NewPtrFetchRequest()
+	sub.Version = 12
+	sub.ReplicaID = -1
+	sub.MaxWaitMillis, sub.MinBytes, sub.MaxBytes = a.req.MaxWaitMillis, a.req.MinBytes, a.req.MaxBytes
+	sub.IsolationLevel = a.req.IsolationLevel
+	sub.SessionEpoch = -1 // sessionless: the node sees full fetches only
+	sub.Rack = a.req.Rack
+	return sub
+}
+
+func (fetchAdapter) add(piece kmsg.Request, pt *fetchPart) {
+	sub := piece.(*kmsg.FetchRequest)
+	if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != pt.topic {
 		st := kmsg.NewFetchRequestTopic()
-		st.Topic = topic
+		st.Topic = pt.topic
 		sub.Topics = append(sub.Topics, st)
 	}
 	st := &sub.Topics[len(sub.Topics)-1]
+	rp := pt.in
 	sp := kmsg.NewFetchRequestTopicPartition()
 	sp.Partition, sp.FetchOffset, sp.PartitionMaxBytes = rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes
 	sp.CurrentLeaderEpoch, sp.LastFetchedEpoch, sp.LogStartOffset = rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.LogStartOffset
 	st.Partitions = append(st.Partitions, sp)
 }
 
-func mergeFetch(slots map[topicPartition]*kmsg.FetchResponseTopicPartition, sent *kmsg.FetchRequest, a nodeAnswer) {
-	if a.err != nil {
-		for _, t := range sent.Topics {
-			for _, part := range t.Partitions {
-				slots[topicPartition{t.Topic, part.Partition}].ErrorCode = partitionErrorCode(a.err)
-			}
-		}
-		return
-	}
-	for _, t := range a.resp.(*kmsg.FetchResponse).Topics {
-		for _, part := range t.Partitions {
-			if sp, ok := slots[topicPartition{t.Topic, part.Partition}]; ok {
-				*sp = part
-			}
+func (fetchAdapter) answers(resp kmsg.Response, each func(string, int32, *kmsg.FetchResponseTopicPartition)) {
+	for _, t := range resp.(*kmsg.FetchResponse).Topics {
+		for i := range t.Partitions {
+			each(t.Topic, t.Partitions[i].Partition, &t.Partitions[i])
 		}
 	}
 }
 
-// fetchNodes gets each node's answer to its share of a fetch without letting a quiet
-// node hold up data from a busy one.
-func (p *Proxy) fetchNodes(ctx context.Context, snap *routing.Snapshot, req *kmsg.FetchRequest, perNode map[int32]kmsg.Request) map[int32]nodeAnswer {
-	if len(perNode) <= 1 || req.MaxWaitMillis <= 0 {
-		return p.sendAll(ctx, snap, perNode)
+func (fetchAdapter) code(out *kmsg.FetchResponseTopicPartition) int16 { return out.ErrorCode }
+
+func (fetchAdapter) fail(out *kmsg.FetchResponseTopicPartition, code int16, _ *string) {
+	out.ErrorCode = code
+}
+
+// resendable: a fetch reads nothing away.
+func (fetchAdapter) resendable(*fetchPart) bool { return true }
+
+// sendRound gets each node's answer to its share of a fetch without letting a quiet
+// node hold up data from a busy one: with several nodes it first asks them all without
+// waiting, and only if none has data long-polls them all, answering as soon as one has
+// some. A retry round asks without waiting: the client's own next fetch long-polls.
+func (a fetchAdapter) sendRound(ctx context.Context, p *Proxy, round int, pieces []*piece) []*piece {
+	if round > 0 {
+		for _, pc := range pieces {
+			sub := pc.req.(*kmsg.FetchRequest)
+			sub.MaxWaitMillis, sub.MinBytes = 0, 0
+		}
 	}
-	immediate := make(map[int32]kmsg.Request, len(perNode))
-	for node, r := range perNode {
-		now := *r.(*kmsg.FetchRequest)
+	if len(pieces) <= 1 || round > 0 || a.req.MaxWaitMillis <= 0 {
+		return p.sendPieces(ctx, nil, round, pieces)
+	}
+	immediate := make([]*piece, len(pieces))
+	for i, pc := range pieces {
+		now := *pc.req.(*kmsg.FetchRequest)
 		now.MaxWaitMillis, now.MinBytes = 0, 0
-		immediate[node] = &now
+		immediate[i] = &piece{node: pc.node, addr: pc.addr, req: &now}
 	}
-	answers := p.sendAll(ctx, snap, immediate)
-	if fetchedBytes(answers) >= max(int(req.MinBytes), 1) {
-		return answers
+	p.sendPieces(ctx, nil, round, immediate)
+	if fetchedBytes(immediate) >= max(int(a.req.MinBytes), 1) {
+		return immediate
 	}
-	results := make(chan nodeResult, len(perNode))
-	for node, r := range perNode {
+	done := make(chan int, len(pieces))
+	for i, pc := range pieces {
 		go func() {
-			resp, err := p.send(ctx, snap, node, r)
-			results <- nodeResult{node, nodeAnswer{resp, err}}
+			p.sendPiece(ctx, pc)
+			done <- i
 		}()
 	}
-	for range perNode {
+	answers := immediate
+	for range pieces {
 		select {
 		case <-ctx.Done():
 			return answers
-		case res := <-results:
-			if res.err == nil {
-				answers[res.node] = res.nodeAnswer
+		case i := <-done:
+			if pieces[i].err == nil {
+				answers[i] = pieces[i]
 			}
-			if fetchedBytes(map[int32]nodeAnswer{res.node: res.nodeAnswer}) > 0 {
+			if fetchedBytes(pieces[i:i+1]) > 0 {
 				return answers
 			}
 		}
@@ -160,19 +163,14 @@ func (p *Proxy) fetchNodes(ctx context.Context, snap *routing.Snapshot, req *kms
 	return answers
 }
 
-type nodeResult struct {
-	node int32
-	nodeAnswer
-}
-
-// fetchedBytes counts the record bytes in fetch answers.
-func fetchedBytes(answers map[int32]nodeAnswer) int {
+// fetchedBytes counts the record bytes in sent fetch pieces.
+func fetchedBytes(pieces []*piece) int {
 	n := 0
-	for _, a := range answers {
-		if a.err != nil {
+	for _, pc := range pieces {
+		if pc.err != nil || pc.resp == nil {
 			continue
 		}
-		for _, t := range a.resp.(*kmsg.FetchResponse).Topics {
+		for _, t := range pc.resp.(*kmsg.FetchResponse).Topics {
 			for _, part := range t.Partitions {
 				n += len(part.RecordBatches)
 			}

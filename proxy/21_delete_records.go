@@ -2,9 +2,9 @@ package proxy
 
 // DeleteRecords, versions 0 to 2.
 //
-// Advances each partition's log start offset (the leader node does it); offset -1
-// means the high watermark. Segments wholly below the new start are deleted; reads
-// below it get OFFSET_OUT_OF_RANGE.
+// Advances each partition's log start offset (the leader node does it, reached through
+// the forwarding engine, engine.go); offset -1 means the high watermark. Segments
+// wholly below the new start are deleted; reads below it get OFFSET_OUT_OF_RANGE.
 
 import (
 	"context"
@@ -13,11 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+type deleteRecordsPart = part[kmsg.DeleteRecordsRequestTopicPartition, kmsg.DeleteRecordsResponseTopicPartition]
+
 func (p *Proxy) deleteRecords(ctx context.Context, req *kmsg.DeleteRecordsRequest) (kmsg.Response, error) {
-	snap := p.view.Snapshot()
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
-	slots := make(map[topicPartition]*kmsg.DeleteRecordsResponseTopicPartition)
-	perNode := make(map[int32]kmsg.Request)
+	var parts []*deleteRecordsPart
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
@@ -26,46 +26,49 @@ func (p *Proxy) deleteRecords(ctx context.Context, req *kmsg.DeleteRecordsReques
 			sp := &st.Partitions[i]
 			*sp = kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
-			r, err := routeTo(snap, rt.Topic, rp.Partition)
-			if err != nil {
-				sp.ErrorCode = partitionErrorCode(err)
-				continue
-			}
-			slots[topicPartition{rt.Topic, rp.Partition}] = sp
-			sub, ok := perNode[r.node].(*kmsg.DeleteRecordsRequest)
-			if !ok {
-				sub = kmsg.NewPtrDeleteRecordsRequest()
-				sub.Version, sub.TimeoutMillis = 2, req.TimeoutMillis
-				perNode[r.node] = sub
-			}
-			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != rt.Topic {
-				t := kmsg.NewDeleteRecordsRequestTopic()
-				t.Topic = rt.Topic
-				sub.Topics = append(sub.Topics, t)
-			}
-			last := &sub.Topics[len(sub.Topics)-1]
-			last.Partitions = append(last.Partitions, rp)
+			parts = append(parts, &deleteRecordsPart{topic: rt.Topic, index: rp.Partition, in: rp, out: sp})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond+5*time.Second)
-	defer cancel()
-	for node, a := range p.sendAll(ctx, snap, perNode) {
-		if a.err != nil {
-			for _, t := range perNode[node].(*kmsg.DeleteRecordsRequest).Topics {
-				for _, part := range t.Partitions {
-					slots[topicPartition{t.Topic, part.Partition}].ErrorCode = partitionErrorCode(a.err)
-				}
-			}
-			continue
-		}
-		for _, t := range a.resp.(*kmsg.DeleteRecordsResponse).Topics {
-			for _, part := range t.Partitions {
-				if sp, ok := slots[topicPartition{t.Topic, part.Partition}]; ok {
-					*sp = part
-				}
-			}
-		}
-	}
+	forward(ctx, p, deleteRecordsAdapter{req}, parts, requestDeadline(time.Duration(req.TimeoutMillis)*time.Millisecond))
 	return resp, nil
 }
+
+// deleteRecordsAdapter forwards a DeleteRecords request's partitions (engine.go).
+type deleteRecordsAdapter struct{ req *kmsg.DeleteRecordsRequest }
+
+func (a deleteRecordsAdapter) piece() kmsg.Request {
+	sub := kmsg.NewPtrDeleteRecordsRequest()
+	sub.Version, sub.TimeoutMillis = 2, a.req.TimeoutMillis
+	return sub
+}
+
+func (deleteRecordsAdapter) add(piece kmsg.Request, pt *deleteRecordsPart) {
+	sub := piece.(*kmsg.DeleteRecordsRequest)
+	if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != pt.topic {
+		t := kmsg.NewDeleteRecordsRequestTopic()
+		t.Topic = pt.topic
+		sub.Topics = append(sub.Topics, t)
+	}
+	last := &sub.Topics[len(sub.Topics)-1]
+	last.Partitions = append(last.Partitions, pt.in)
+}
+
+func (deleteRecordsAdapter) answers(resp kmsg.Response, each func(string, int32, *kmsg.DeleteRecordsResponseTopicPartition)) {
+	for _, t := range resp.(*kmsg.DeleteRecordsResponse).Topics {
+		for i := range t.Partitions {
+			each(t.Topic, t.Partitions[i].Partition, &t.Partitions[i])
+		}
+	}
+}
+
+func (deleteRecordsAdapter) code(out *kmsg.DeleteRecordsResponseTopicPartition) int16 {
+	return out.ErrorCode
+}
+
+func (deleteRecordsAdapter) fail(out *kmsg.DeleteRecordsResponseTopicPartition, code int16, _ *string) {
+	out.ErrorCode = code
+}
+
+// resendable: moving the log start to the same offset twice is moving it once.
+func (deleteRecordsAdapter) resendable(*deleteRecordsPart) bool { return true }

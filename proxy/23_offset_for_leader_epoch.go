@@ -3,8 +3,9 @@ package proxy
 // OffsetForLeaderEpoch, versions 2 to 4, for consumers (ReplicaID -1).
 //
 // Consumers ask where a leader epoch ended to detect truncation after a leader change
-// (KIP-320); the leader node answers. Versions 0-1 predate CurrentLeaderEpoch and are
-// used only between brokers.
+// (KIP-320); the leader node answers, reached through the forwarding engine
+// (engine.go). Versions 0-1 predate CurrentLeaderEpoch and are used only between
+// brokers.
 
 import (
 	"context"
@@ -13,11 +14,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+type epochPart = part[kmsg.OffsetForLeaderEpochRequestTopicPartition, kmsg.OffsetForLeaderEpochResponseTopicPartition]
+
 func (p *Proxy) offsetForLeaderEpoch(ctx context.Context, req *kmsg.OffsetForLeaderEpochRequest) (kmsg.Response, error) {
-	snap := p.view.Snapshot()
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-	slots := make(map[topicPartition]*kmsg.OffsetForLeaderEpochResponseTopicPartition)
-	perNode := make(map[int32]kmsg.Request)
+	var parts []*epochPart
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
@@ -27,47 +28,49 @@ func (p *Proxy) offsetForLeaderEpoch(ctx context.Context, req *kmsg.OffsetForLea
 			*sp = kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			r, err := routeTo(snap, rt.Topic, rp.Partition)
-			if err != nil {
-				sp.ErrorCode = partitionErrorCode(err)
-				continue
-			}
-			slots[topicPartition{rt.Topic, rp.Partition}] = sp
-			sub, ok := perNode[r.node].(*kmsg.OffsetForLeaderEpochRequest)
-			if !ok {
-				sub = kmsg.NewPtrOffsetForLeaderEpochRequest()
-				sub.Version = 4
-				sub.ReplicaID = -1
-				perNode[r.node] = sub
-			}
-			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != rt.Topic {
-				t := kmsg.NewOffsetForLeaderEpochRequestTopic()
-				t.Topic = rt.Topic
-				sub.Topics = append(sub.Topics, t)
-			}
-			last := &sub.Topics[len(sub.Topics)-1]
-			last.Partitions = append(last.Partitions, rp)
+			parts = append(parts, &epochPart{topic: rt.Topic, index: rp.Partition, in: rp, out: sp})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for node, a := range p.sendAll(ctx, snap, perNode) {
-		if a.err != nil {
-			for _, t := range perNode[node].(*kmsg.OffsetForLeaderEpochRequest).Topics {
-				for _, part := range t.Partitions {
-					slots[topicPartition{t.Topic, part.Partition}].ErrorCode = partitionErrorCode(a.err)
-				}
-			}
-			continue
-		}
-		for _, t := range a.resp.(*kmsg.OffsetForLeaderEpochResponse).Topics {
-			for _, part := range t.Partitions {
-				if sp, ok := slots[topicPartition{t.Topic, part.Partition}]; ok {
-					*sp = part
-				}
-			}
-		}
-	}
+	forward(ctx, p, epochAdapter{}, parts, requestDeadline(30*time.Second))
 	return resp, nil
 }
+
+// epochAdapter forwards an OffsetForLeaderEpoch request's partitions (engine.go).
+type epochAdapter struct{}
+
+func (epochAdapter) piece() kmsg.Request {
+	sub := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	sub.Version = 4
+	sub.ReplicaID = -1
+	return sub
+}
+
+func (epochAdapter) add(piece kmsg.Request, pt *epochPart) {
+	sub := piece.(*kmsg.OffsetForLeaderEpochRequest)
+	if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != pt.topic {
+		t := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		t.Topic = pt.topic
+		sub.Topics = append(sub.Topics, t)
+	}
+	last := &sub.Topics[len(sub.Topics)-1]
+	last.Partitions = append(last.Partitions, pt.in)
+}
+
+func (epochAdapter) answers(resp kmsg.Response, each func(string, int32, *kmsg.OffsetForLeaderEpochResponseTopicPartition)) {
+	for _, t := range resp.(*kmsg.OffsetForLeaderEpochResponse).Topics {
+		for i := range t.Partitions {
+			each(t.Topic, t.Partitions[i].Partition, &t.Partitions[i])
+		}
+	}
+}
+
+func (epochAdapter) code(out *kmsg.OffsetForLeaderEpochResponseTopicPartition) int16 {
+	return out.ErrorCode
+}
+
+func (epochAdapter) fail(out *kmsg.OffsetForLeaderEpochResponseTopicPartition, code int16, _ *string) {
+	out.ErrorCode = code
+}
+
+func (epochAdapter) resendable(*epochPart) bool { return true } // a read

@@ -125,53 +125,33 @@ func (p *Proxy) coord() (*coordinator.Coordinator, error) {
 	return c, nil
 }
 
-// offsetsLog reads and writes __consumer_offsets through the forwarding path, so
-// group state is stored and replicated like any partition.
+// offsetsLog reads and writes __consumer_offsets through the forwarding engine, so
+// group state is stored and replicated like any partition, and a leader change of an
+// offsets partition costs a commit latency rather than an error.
 type offsetsLog struct{ p *Proxy }
 
 func (l offsetsLog) Append(ctx context.Context, partition int32, batch []byte) error {
-	snap := l.p.view.Snapshot()
-	r, err := routeTo(snap, coordinator.OffsetsTopic, partition)
-	if err != nil {
-		return err
-	}
 	req := kmsg.NewPtrProduceRequest()
 	req.Version, req.Acks, req.TimeoutMillis = 12, -1, 30_000
-	t := kmsg.NewProduceRequestTopic()
-	t.Topic = coordinator.OffsetsTopic
-	t.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: partition, Records: batch}}
-	req.Topics = []kmsg.ProduceRequestTopic{t}
-	resp, err := l.p.send(ctx, snap, r.node, req)
-	if err != nil {
-		return err
-	}
-	code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
-	return kerr.ErrorForCode(code)
+	out := kmsg.NewProduceResponseTopicPartition()
+	pt := &producePart{topic: coordinator.OffsetsTopic, index: partition, out: &out}
+	pt.in.Partition, pt.in.Records = partition, batch
+	forward(ctx, l.p, produceAdapter{req}, []*producePart{pt}, requestDeadline(time.Duration(req.TimeoutMillis)*time.Millisecond))
+	return kerr.ErrorForCode(out.ErrorCode)
 }
 
 func (l offsetsLog) Read(ctx context.Context, partition int32, offset int64, maxBytes int32) ([]byte, int64, error) {
-	snap := l.p.view.Snapshot()
-	r, err := routeTo(snap, coordinator.OffsetsTopic, partition)
-	if err != nil {
-		return nil, 0, err
-	}
 	req := kmsg.NewPtrFetchRequest()
 	req.Version, req.ReplicaID, req.MaxBytes, req.SessionEpoch = 12, -1, maxBytes, -1
-	t := kmsg.NewFetchRequestTopic()
-	t.Topic = coordinator.OffsetsTopic
-	part := kmsg.NewFetchRequestTopicPartition()
-	part.Partition, part.FetchOffset, part.PartitionMaxBytes = partition, offset, maxBytes
-	t.Partitions = []kmsg.FetchRequestTopicPartition{part}
-	req.Topics = []kmsg.FetchRequestTopic{t}
-	resp, err := l.p.send(ctx, snap, r.node, req)
-	if err != nil {
+	out := kmsg.NewFetchResponseTopicPartition()
+	pt := &fetchPart{topic: coordinator.OffsetsTopic, index: partition, out: &out}
+	pt.in.Partition, pt.in.FetchOffset, pt.in.PartitionMaxBytes = partition, offset, maxBytes
+	pt.in.CurrentLeaderEpoch, pt.in.LastFetchedEpoch = -1, -1
+	forward(ctx, l.p, fetchAdapter{req}, []*fetchPart{pt}, requestDeadline(30*time.Second))
+	if err := kerr.ErrorForCode(out.ErrorCode); err != nil {
 		return nil, 0, err
 	}
-	got := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
-	if err := kerr.ErrorForCode(got.ErrorCode); err != nil {
-		return nil, 0, err
-	}
-	return got.RecordBatches, got.HighWatermark, nil
+	return out.RecordBatches, out.HighWatermark, nil
 }
 
 // GroupsLoaded reports whether every partition this proxy coordinates has replayed

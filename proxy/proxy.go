@@ -22,6 +22,8 @@ import (
 type View interface {
 	Snapshot() *routing.Snapshot
 	Refresh(ctx context.Context) error
+	// Changed returns a channel closed once a newer snapshot is in.
+	Changed() <-chan struct{}
 }
 
 // Config configures a proxy.

@@ -14,6 +14,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// NotSent reports whether a failed Do certainly did not reach the server: it failed
+// before any byte of the request was written (the dial failed, or the connection was
+// already broken). A caller may send such a request again whatever it does; after any
+// other failure the server may have received and applied it.
+func NotSent(err error) bool {
+	var ns notSent
+	return errors.As(err, &ns)
+}
+
+// notSent marks an error returned before the request was written.
+type notSent struct{ err error }
+
+func (e notSent) Error() string { return e.err.Error() }
+func (e notSent) Unwrap() error { return e.err }
+
 // ErrClientClosed is the cause of the errors a Client or Pool returns after Close.
 var ErrClientClosed = errors.New("wire: client closed")
 
@@ -71,7 +86,7 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("wire: dial %s: %w", addr, err)
+		return nil, notSent{fmt.Errorf("wire: dial %s: %w", addr, err)}
 	}
 	c := newClient(addr, nc, opts)
 	go c.readLoop()
@@ -157,7 +172,7 @@ func (c *Client) register(id int32) (chan reply, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.err != nil {
-		return nil, c.mu.err
+		return nil, notSent{c.mu.err}
 	}
 	wait := make(chan reply, 1) // the reader never blocks, even for an abandoned call
 	c.mu.pending[id] = wait

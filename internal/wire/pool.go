@@ -74,7 +74,7 @@ func (p *Pool) slot(addr string) (*poolConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mu.closed {
-		return nil, fmt.Errorf("wire: pool to %s: %w", addr, ErrClientClosed)
+		return nil, notSent{fmt.Errorf("wire: pool to %s: %w", addr, ErrClientClosed)}
 	}
 	pc, ok := p.mu.conns[addr]
 	if !ok {
@@ -89,7 +89,7 @@ func (pc *poolConn) get(ctx context.Context, addr string, opts ClientOptions) (*
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.closed {
-		return nil, fmt.Errorf("wire: pool to %s: %w", addr, ErrClientClosed)
+		return nil, notSent{fmt.Errorf("wire: pool to %s: %w", addr, ErrClientClosed)}
 	}
 	if pc.client != nil && pc.client.Err() == nil {
 		return pc.client, nil

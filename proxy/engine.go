@@ -1,0 +1,261 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/routing"
+)
+
+// The forwarding engine. Every client request the proxy splits by destination goes
+// through forward: it splits the request's parts (partitions) into one piece per
+// destination node, sends the pieces at once, and puts each answer in the part's slot
+// of the client's response, which the handler laid out in the client's order. Parts
+// that fail because the proxy's view of leadership was out of date (the node answered
+// NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, UNKNOWN_LEADER_EPOCH or
+// UNKNOWN_TOPIC_OR_PARTITION, or could not be reached) are split again on a fresh
+// routing view and sent again, until the request's deadline: a leader that dies or
+// moves while a request is in flight costs the client latency, not an error.
+//
+// A part whose piece may have reached its node before the connection failed is sent
+// again only if the adapter says that is safe (a read, or an idempotent batch, whose
+// sequence makes a second append a duplicate the node recognizes); otherwise it is
+// answered REQUEST_TIMED_OUT, as Kafka answers a write whose outcome it cannot tell.
+//
+// Each API keeps its own file and supplies an adapter: how to start a piece, add a part
+// to it, read a node's answers, and read and write an answer's error code. The engine
+// owns splitting, sending, retrying and merging, so the APIs cannot drift apart.
+
+// part is one partition of a client request on its way through the engine: what the
+// client asked of it, and where its answer goes in the client's response.
+type part[In, Out any] struct {
+	topic string
+	index int32
+	in    In
+	out   *Out
+	// The last failure, answered if the deadline passes before a retry succeeds.
+	lastCode int16
+	lastErr  error
+}
+
+// adapter is what one API tells the engine.
+type adapter[In, Out any] interface {
+	// piece starts the request to one node, carrying the client request's settings.
+	piece() kmsg.Request
+	// add puts a part into a piece.
+	add(piece kmsg.Request, p *part[In, Out])
+	// answers calls each with every partition answer in a node's response.
+	answers(resp kmsg.Response, each func(topic string, index int32, out *Out))
+	// code is an answer's error code.
+	code(out *Out) int16
+	// fail makes out an answer with code and a message (nil for none).
+	fail(out *Out, code int16, msg *string)
+	// resendable reports whether p may be sent again after a send that may have
+	// reached its node.
+	resendable(p *part[In, Out]) bool
+}
+
+// roundSender is an adapter that sends each round's pieces its own way (Fetch, which
+// long-polls several nodes without letting a quiet one hold up a busy one).
+type roundSender interface {
+	sendRound(ctx context.Context, p *Proxy, round int, pieces []*piece) []*piece
+}
+
+// piece is one node's share of a client request, and what came of sending it.
+type piece struct {
+	node int32
+	addr string
+	req  kmsg.Request
+	resp kmsg.Response
+	err  error
+}
+
+// Backoff between rounds while waiting for a fresh routing view.
+const (
+	retryBackoffMin = 25 * time.Millisecond
+	retryBackoffMax = 500 * time.Millisecond
+)
+
+// forward sends parts to their leaders through a, retrying what failed on a stale view
+// until deadline, and leaves every part's answer in its slot.
+func forward[In, Out any](ctx context.Context, p *Proxy, a adapter[In, Out], parts []*part[In, Out], deadline time.Time) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	snap := p.view.Snapshot()
+	backoff := retryBackoffMin
+	for round := 0; len(parts) > 0; round++ {
+		pieces, members, retry := split(snap, a, parts)
+		sent := p.sendPieces(ctx, a, round, pieces)
+		for i, pc := range sent {
+			retry = append(retry, merge(a, pc, members[i])...)
+		}
+		if len(retry) == 0 {
+			return
+		}
+		p.viewIsStale()
+		if ctx.Err() != nil || time.Until(deadline) < backoff { // out of time, or the client left
+			for _, pt := range retry {
+				a.fail(pt.out, pt.lastCode, errorMessage(pt.lastErr))
+			}
+			return
+		}
+		snap = p.awaitView(ctx, snap, backoff)
+		backoff = min(2*backoff, retryBackoffMax)
+		parts = retry
+		p.logger.DebugContext(ctx, "retrying parts of a request on a fresh routing view", "round", round+1, "parts", len(parts))
+	}
+}
+
+// split groups parts by leader node. Parts without a usable route are answered at once
+// when the route can only be wrong (no such topic), and kept for the next round when
+// the view may be stale (no live leader).
+func split[In, Out any](snap *routing.Snapshot, a adapter[In, Out], parts []*part[In, Out]) ([]*piece, [][]*part[In, Out], []*part[In, Out]) {
+	var pieces []*piece
+	var members [][]*part[In, Out]
+	var retry []*part[In, Out]
+	byNode := map[int32]int{}
+	for _, pt := range parts {
+		node, addr, err := leaderOf(snap, pt.topic, pt.index)
+		if err != nil {
+			pt.lastCode, pt.lastErr = partitionErrorCode(err), err
+			if errors.Is(err, errNoLeader) {
+				retry = append(retry, pt)
+			} else {
+				a.fail(pt.out, pt.lastCode, errorMessage(err))
+			}
+			continue
+		}
+		i, ok := byNode[node]
+		if !ok {
+			i = len(pieces)
+			byNode[node] = i
+			pieces = append(pieces, &piece{node: node, addr: addr, req: a.piece()})
+			members = append(members, nil)
+		}
+		a.add(pieces[i].req, pt)
+		members[i] = append(members[i], pt)
+	}
+	return pieces, members, retry
+}
+
+// sendPieces sends one round's pieces, through the adapter's own sender if it has one.
+func (p *Proxy) sendPieces(ctx context.Context, a any, round int, pieces []*piece) []*piece {
+	if rs, ok := a.(roundSender); ok {
+		return rs.sendRound(ctx, p, round, pieces)
+	}
+	var wg sync.WaitGroup
+	for _, pc := range pieces {
+		wg.Go(func() { p.sendPiece(ctx, pc) })
+	}
+	wg.Wait()
+	return pieces
+}
+
+// sendPiece sends one piece to its node and records the outcome in it.
+func (p *Proxy) sendPiece(ctx context.Context, pc *piece) {
+	pc.resp, pc.err = p.nodes.Do(ctx, pc.addr, pc.req)
+	if pc.err == nil {
+		return
+	}
+	level := slog.LevelWarn
+	if ctx.Err() != nil {
+		level = slog.LevelDebug // the client went away or its request's time ran out
+	}
+	p.logger.Log(ctx, level, "forwarding to a node failed; retrying on a fresh routing view while the request has time",
+		"node", pc.node, "addr", pc.addr, "api", kmsg.NameForKey(pc.req.Key()), "err", pc.err)
+	pc.err = fmt.Errorf("forward %s to node %d at %s: %w", kmsg.NameForKey(pc.req.Key()), pc.node, pc.addr, pc.err)
+}
+
+// merge puts a sent piece's answers in its parts' slots and returns the parts to try
+// again.
+func merge[In, Out any](a adapter[In, Out], pc *piece, parts []*part[In, Out]) []*part[In, Out] {
+	var retry []*part[In, Out]
+	if pc.err != nil {
+		for _, pt := range parts {
+			switch {
+			case wire.NotSent(pc.err) || a.resendable(pt):
+				pt.lastCode, pt.lastErr = kerr.NotLeaderForPartition.Code, pc.err
+				retry = append(retry, pt)
+			default: // it may have been applied: tell the client we cannot say
+				a.fail(pt.out, kerr.RequestTimedOut.Code, errorMessage(fmt.Errorf("%w; the outcome is unknown", pc.err)))
+			}
+		}
+		return retry
+	}
+	answers := make(map[topicPartition]*Out, len(parts))
+	a.answers(pc.resp, func(topic string, index int32, out *Out) {
+		answers[topicPartition{topic, index}] = out
+	})
+	for _, pt := range parts {
+		out, ok := answers[topicPartition{pt.topic, pt.index}]
+		switch {
+		case !ok:
+			a.fail(pt.out, kerr.UnknownServerError.Code, kmsg.StringPtr(fmt.Sprintf("node %d did not answer for %s-%d", pc.node, pt.topic, pt.index)))
+		case staleRoute(a.code(out)):
+			pt.lastCode, pt.lastErr = a.code(out), fmt.Errorf("node %d: %w", pc.node, kerr.ErrorForCode(a.code(out)))
+			*pt.out = *out // answered as is if no retry succeeds
+			retry = append(retry, pt)
+		default:
+			*pt.out = *out
+		}
+	}
+	return retry
+}
+
+// staleRoute reports whether a node's answer says the proxy's view of leadership was
+// out of date, so the part is worth sending again on a fresh one. FENCED_LEADER_EPOCH
+// is not among them: it says the client's epoch is old, which only the client can fix
+// (it refreshes its metadata, KIP-320).
+func staleRoute(code int16) bool {
+	switch code {
+	case kerr.NotLeaderForPartition.Code, kerr.LeaderNotAvailable.Code, kerr.UnknownLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code:
+		return true
+	}
+	return false
+}
+
+// awaitView waits for a routing view newer than seen, or for wait, whichever comes
+// first, and returns the latest view.
+func (p *Proxy) awaitView(ctx context.Context, seen *routing.Snapshot, wait time.Duration) *routing.Snapshot {
+	changed := p.view.Changed()
+	if cur := p.view.Snapshot(); cur.Version != seen.Version {
+		return cur
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return p.view.Snapshot()
+}
+
+// leaderOf finds the node leading a partition in snap, and its address.
+func leaderOf(snap *routing.Snapshot, topic string, index int32) (int32, string, error) {
+	p, ok := snap.Partition(topic, index)
+	if !ok {
+		return 0, "", errUnknownTopic
+	}
+	n, ok := snap.Nodes[p.Leader]
+	if !ok {
+		return 0, "", fmt.Errorf("%w: %s-%d has leader %d, which is not registered", errNoLeader, topic, index, p.Leader)
+	}
+	return p.Leader, n.Addr, nil
+}
+
+// requestDeadline is when the engine stops retrying a request that allows timeout: a
+// little before the client gives up on it, so the client hears the last error rather
+// than nothing.
+func requestDeadline(timeout time.Duration) time.Time {
+	const margin = 500 * time.Millisecond
+	return time.Now().Add(max(timeout-margin, margin))
+}
