@@ -2,10 +2,11 @@ package proxy
 
 // Metadata, versions 0 to 13.
 //
-// The proxy lists the registered proxies as the brokers and itself as the leader of
-// every partition (forward mode): clients send everything here and the proxy forwards
-// to the real leader node; other proxies are listed because one of them may coordinate
-// a client's group.
+// What the brokers and leaders are depends on the proxy's mode (modes.go): in forward
+// mode the live proxies, each leading a share of the partitions by rendezvous hashing
+// (any proxy still serves any partition: a client with stale metadata is forwarded, not
+// refused); as a sidecar this proxy alone; in redirect mode the nodes lead and the live
+// proxies are listed too, since one of them coordinates each group.
 // Replicas and ISR are the real node ids, so admin tools see the true replication.
 // Topics may be named by id from v10 (KIP-516). Unknown topics are created when both
 // the client allows it (v4+, always before) and auto.create.topics.enable is on.
@@ -32,20 +33,21 @@ func (p *Proxy) metadata(ctx context.Context, req *kmsg.MetadataRequest) (kmsg.R
 	}
 	resp.ClusterID = &snap.ClusterID
 	resp.ControllerID = p.cfg.BrokerID
+	leaders := p.leaders(snap)
 	if all {
 		for _, name := range snap.TopicNames() {
-			resp.Topics = append(resp.Topics, p.metadataTopic(snap.Topics[name]))
+			resp.Topics = append(resp.Topics, describeTopic(snap.Topics[name], leaders))
 		}
 		return resp, nil
 	}
 	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, p.requestedTopic(snap, rt))
+		resp.Topics = append(resp.Topics, requestedTopic(snap, rt, leaders))
 	}
 	return resp, nil
 }
 
 // requestedTopic describes one topic the client asked for by name or id.
-func (p *Proxy) requestedTopic(snap *routing.Snapshot, rt kmsg.MetadataRequestTopic) kmsg.MetadataResponseTopic {
+func requestedTopic(snap *routing.Snapshot, rt kmsg.MetadataRequestTopic, leaders leaders) kmsg.MetadataResponseTopic {
 	var t *routing.Topic
 	var ok bool
 	if rt.Topic != nil {
@@ -54,7 +56,7 @@ func (p *Proxy) requestedTopic(snap *routing.Snapshot, rt kmsg.MetadataRequestTo
 		t, ok = snap.TopicByID(rt.TopicID)
 	}
 	if ok {
-		return p.metadataTopic(t)
+		return describeTopic(t, leaders)
 	}
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
@@ -69,7 +71,7 @@ func (p *Proxy) requestedTopic(snap *routing.Snapshot, rt kmsg.MetadataRequestTo
 	return mt
 }
 
-func (p *Proxy) metadataTopic(t *routing.Topic) kmsg.MetadataResponseTopic {
+func describeTopic(t *routing.Topic, leaders leaders) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic, mt.TopicID = &name, t.ID
@@ -77,12 +79,11 @@ func (p *Proxy) metadataTopic(t *routing.Topic) kmsg.MetadataResponseTopic {
 	for _, part := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = part.Index
-		mp.Leader = p.cfg.BrokerID
+		mp.Leader = leaders.of(t.ID, part)
 		mp.LeaderEpoch = part.LeaderEpoch
 		mp.Replicas, mp.ISR = part.Replicas, part.ISR
-		if part.Leader < 0 {
+		if mp.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
-			mp.Leader = -1
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}

@@ -3,7 +3,9 @@ package proxy
 // FindCoordinator, versions 0 to 6.
 //
 // A group's coordinator is the proxy holding the lease of its __consumer_offsets
-// partition (abs(hash(group)) % partitions, as Kafka computes it). v4+ batch keys.
+// partition (abs(hash(group)) % partitions, as Kafka computes it). v4+ batch keys. A
+// sidecar names itself for every group and forwards the group's requests to the
+// coordinator when that is another proxy.
 //
 // Differences from Kafka: transaction and share coordinators do not exist yet;
 // asking for one gets COORDINATOR_NOT_AVAILABLE with a message that says so.
@@ -15,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/routing"
 )
 
 func (p *Proxy) findCoordinator(_ context.Context, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
@@ -47,6 +51,9 @@ func (p *Proxy) findOne(kind int8, key string) kmsg.FindCoordinatorResponseCoord
 		return c
 	}
 	owner, code := p.coordinatorOf(key)
+	if p.cfg.Mode == Sidecar {
+		owner, code = routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr}, 0
+	}
 	if code != 0 {
 		c.ErrorCode = code
 		return c

@@ -2,7 +2,7 @@ package proxy
 
 // DescribeCluster, versions 0 to 2.
 //
-// Lists the proxies as the cluster's brokers, as Metadata does, and this one as controller. Asking
+// Lists the cluster's brokers as Metadata does for the proxy's mode, and this proxy as controller. Asking
 // for controller endpoints (v1 EndpointType 2) gets UNSUPPORTED_ENDPOINT_TYPE: clients
 // reach Strait's control plane only through the proxy.
 

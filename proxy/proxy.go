@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -32,6 +30,7 @@ type Config struct {
 	AdvertisedAddr   string // host:port clients are told to connect to
 	Rack             string
 	AutoCreateTopics bool // create unknown topics on Metadata and Produce (auto.create.topics.enable)
+	Mode             Mode // forward (the default), sidecar or redirect
 }
 
 // Proxy answers Kafka requests; it implements wire.Handler.
@@ -48,6 +47,7 @@ type Proxy struct {
 	logger      *slog.Logger
 	handlers    map[int16]handler
 	staleView   chan struct{} // a node said NOT_LEADER or was unreachable: refresh soon
+	members     members       // the live proxies
 	closed      chan struct{}
 }
 
@@ -61,6 +61,9 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 	port, err := strconv.ParseInt(portText, 10, 32)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: advertised port %q: %w", portText, err)
+	}
+	if cfg.Mode, err = ParseMode(string(cfg.Mode)); err != nil {
+		return nil, err
 	}
 	p := &Proxy{
 		cfg:         cfg,
@@ -77,6 +80,8 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 		closed:      make(chan struct{}),
 	}
 	go p.refreshStaleView()
+	p.readMembers()
+	go p.watchMembers()
 	return p, nil
 }
 
@@ -127,41 +132,4 @@ func (p *Proxy) refreshStaleView() {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// broker is a proxy as clients see it.
-type broker struct {
-	id   int32
-	host string
-	port int32
-	rack *string
-}
-
-// brokers lists this proxy and every other registered proxy, in id order. Clients
-// must know a group's coordinator among the brokers (franz-go looks the
-// FindCoordinator answer up by node id), and the coordinator may be another proxy.
-func (p *Proxy) brokers(snap *routing.Snapshot) []broker {
-	self := broker{id: p.cfg.BrokerID, host: p.host, port: p.port}
-	if p.cfg.Rack != "" {
-		self.rack = &p.cfg.Rack
-	}
-	out := []broker{self}
-	for _, other := range snap.Proxies {
-		if other.ID == p.cfg.BrokerID {
-			continue
-		}
-		host, portText, err := net.SplitHostPort(other.Addr)
-		port, perr := strconv.ParseInt(portText, 10, 32)
-		if err != nil || perr != nil {
-			continue
-		}
-		b := broker{id: other.ID, host: host, port: int32(port)}
-		if other.Rack != "" {
-			rack := other.Rack
-			b.rack = &rack
-		}
-		out = append(out, b)
-	}
-	slices.SortFunc(out, func(a, b broker) int { return cmp.Compare(a.id, b.id) })
-	return out
 }

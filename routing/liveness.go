@@ -2,6 +2,8 @@ package routing
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -30,6 +32,22 @@ func LiveNodes(snap *Snapshot, now time.Time) func(int32) bool {
 		}
 	}
 	return func(id int32) bool { return live[id] }
+}
+
+// ProxyLeaseName names the lease a proxy holds on its broker id while it is alive:
+// "proxy-id/<id>".
+func ProxyLeaseName(id int32) string { return "proxy-id/" + strconv.Itoa(int(id)) }
+
+// LiveProxies returns the registered proxies whose lease ProxyLeaseName(id) expires
+// after now, in id order. Take snap from the Store, as for LiveNodes.
+func LiveProxies(snap *Snapshot, now time.Time) []Proxy {
+	var live []Proxy
+	for _, id := range slices.Sorted(maps.Keys(snap.Proxies)) {
+		if l, ok := snap.Leases[ProxyLeaseName(id)]; ok && l.ExpiresAt.After(now) {
+			live = append(live, snap.Proxies[id])
+		}
+	}
+	return live
 }
 
 // LiveNodes reads the Store and reports which nodes are live now, by the controller's

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
+	"github.com/strait-io/strait/proxy"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -40,6 +41,8 @@ type devConfig struct {
 	LagTimeMax           time.Duration
 	MaxNodePartitions    int
 	MaxClusterPartitions int
+	Mode                 string
+	Rack                 string
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -61,6 +64,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	replicationFlags(fs, &c.ReplicationFactor, 3, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 	maxNodePartitionsFlag(fs, &c.MaxNodePartitions)
+	modeFlags(fs, &c.Mode, &c.Rack)
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -89,6 +93,8 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--log-retention-check-interval %s: must be positive", c.RetentionCheck)
 	case c.CleanerBackoff <= 0:
 		return fmt.Errorf("--log-cleaner-backoff %s: must be positive", c.CleanerBackoff)
+	case !validMode(c.Mode):
+		return fmt.Errorf("--mode %q: want forward, sidecar or redirect", c.Mode)
 	case c.MaxNodePartitions < 0 || c.MaxClusterPartitions < 0:
 		return fmt.Errorf("--max-node-partitions %d, --max-cluster-partitions %d: must not be negative (0: the default)", c.MaxNodePartitions, c.MaxClusterPartitions)
 	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0 || c.LagTimeMax <= 0:
@@ -223,6 +229,8 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		ReplicationFactor:    cfg.ReplicationFactor,
 		ImbalanceCheck:       cfg.ImbalanceCheck,
 		MaxClusterPartitions: cfg.MaxClusterPartitions,
+		Mode:                 proxy.Mode(cfg.Mode),
+		Rack:                 cfg.Rack,
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
 		ln.Close()

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/strait-io/strait/proxy"
 )
 
 // proxyConfig is everything `strait proxy` can be told.
@@ -29,6 +31,8 @@ type proxyConfig struct {
 	ImbalanceCheck    time.Duration
 	// MaxClusterPartitions caps the partition replicas of the cluster (max.partitions).
 	MaxClusterPartitions int
+	Mode                 string
+	Rack                 string
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -42,6 +46,13 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck, &c.MaxClusterPartitions)
+	modeFlags(fs, &c.Mode, &c.Rack)
+}
+
+// modeFlags are a proxy's mode and rack, for `strait proxy` and `strait dev`.
+func modeFlags(fs *flag.FlagSet, mode, rack *string) {
+	fs.StringVar(mode, "mode", "forward", "what clients are told the cluster is: forward (proxies lead, forwarding to nodes), sidecar (this proxy is the whole cluster) or redirect (clients produce and fetch straight to nodes)")
+	fs.StringVar(rack, "rack", "", "the rack or zone of this process (broker.rack): forward-mode Metadata prefers proxies in the same rack")
 }
 
 func (c *proxyConfig) validate() error {
@@ -54,6 +65,8 @@ func (c *proxyConfig) validate() error {
 		return fmt.Errorf("--offsets-partitions %d: must be between 1 and 1000", c.OffsetsPartitions)
 	case c.InitialRebalance < 0:
 		return fmt.Errorf("--group-initial-rebalance-delay %s: must not be negative", c.InitialRebalance)
+	case !validMode(c.Mode):
+		return fmt.Errorf("--mode %q: want forward, sidecar or redirect", c.Mode)
 	case c.MaxClusterPartitions < 0:
 		return fmt.Errorf("--max-cluster-partitions %d: must not be negative (0: no cluster-wide limit)", c.MaxClusterPartitions)
 	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0:
@@ -109,7 +122,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
 		ReplicationFactor: cfg.ReplicationFactor, ImbalanceCheck: cfg.ImbalanceCheck,
-		MaxClusterPartitions: cfg.MaxClusterPartitions,
+		MaxClusterPartitions: cfg.MaxClusterPartitions, Mode: proxy.Mode(cfg.Mode), Rack: cfg.Rack,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()
@@ -135,4 +148,9 @@ func replicationFlags(fs *flag.FlagSet, rf *int, rfDefault int, imbalance *time.
 	fs.IntVar(rf, "default-replication-factor", rfDefault, "replicas of a topic created without a replication factor (default.replication.factor)")
 	fs.IntVar(maxPartitions, "max-cluster-partitions", 0, "partition replicas the whole cluster may hold; CreateTopics and CreatePartitions past it get POLICY_VIOLATION (Kafka's max.partitions, KIP-578; 0: only each node's --max-node-partitions)")
 	fs.DurationVar(imbalance, "leader-imbalance-check-interval", 5*time.Minute, "how often leadership returns to preferred replicas (leader.imbalance.check.interval.seconds)")
+}
+
+func validMode(m string) bool {
+	_, err := proxy.ParseMode(m)
+	return err == nil
 }

@@ -40,6 +40,8 @@ type proxyOptions struct {
 	ImbalanceCheck    time.Duration // leader.imbalance.check.interval.seconds
 	// MaxClusterPartitions caps the partition replicas of the cluster (max.partitions).
 	MaxClusterPartitions int
+	Mode                 proxy.Mode
+	Rack                 string // broker.rack
 }
 
 // proxyProcess is a running proxy: its Kafka listener, its consumer-group coordinator,
@@ -72,6 +74,8 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		BrokerID:         pp.opts.ID,
 		AdvertisedAddr:   opts.Advertise,
 		AutoCreateTopics: opts.AutoCreateTopics,
+		Mode:             opts.Mode,
+		Rack:             opts.Rack,
 	}, cache, store, controller, pp.logger)
 	if err != nil {
 		return nil, err
@@ -102,7 +106,7 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 func (pp *proxyProcess) register(ctx context.Context) error {
 	holder := "proxy@" + pp.opts.Advertise
 	if pp.opts.ID >= 0 {
-		if _, err := pp.store.AcquireLease(ctx, proxyLeaseName(pp.opts.ID), holder, proxyLeaseTTL); err != nil {
+		if _, err := pp.store.AcquireLease(ctx, routing.ProxyLeaseName(pp.opts.ID), holder, proxyLeaseTTL); err != nil {
 			return fmt.Errorf("proxy id %d: %w", pp.opts.ID, err)
 		}
 	} else {
@@ -112,15 +116,15 @@ func (pp *proxyProcess) register(ctx context.Context) error {
 		}
 		pp.opts.ID = id
 	}
-	if cur, ok := pp.cache.Snapshot().Proxies[pp.opts.ID]; ok && cur.Addr == pp.opts.Advertise {
+	if cur, ok := pp.cache.Snapshot().Proxies[pp.opts.ID]; ok && cur.Addr == pp.opts.Advertise && cur.Rack == pp.opts.Rack {
 		return nil
 	}
-	return pp.store.RegisterProxy(ctx, routing.Proxy{ID: pp.opts.ID, Addr: pp.opts.Advertise})
+	return pp.store.RegisterProxy(ctx, routing.Proxy{ID: pp.opts.ID, Addr: pp.opts.Advertise, Rack: pp.opts.Rack})
 }
 
 func (pp *proxyProcess) claimID(ctx context.Context, holder string) (int32, error) {
 	for id := int32(firstAutoProxyID); id < firstAutoProxyID+10_000; id++ {
-		_, err := pp.store.AcquireLease(ctx, proxyLeaseName(id), holder, proxyLeaseTTL)
+		_, err := pp.store.AcquireLease(ctx, routing.ProxyLeaseName(id), holder, proxyLeaseTTL)
 		switch {
 		case err == nil:
 			return id, nil
@@ -271,8 +275,6 @@ func (pp *proxyProcess) balanceLeaders(ctx context.Context) {
 func (pp *proxyProcess) shutdown(ctx context.Context) error {
 	return errors.Join(pp.wire.Shutdown(ctx), pp.proxy.Close())
 }
-
-func proxyLeaseName(id int32) string { return "proxy-id/" + strconv.Itoa(int(id)) }
 
 // observabilityGroupsCheck makes readiness wait for the group coordinator's replay.
 func observabilityGroupsCheck(pp *proxyProcess) observability.ReadinessCheck {
