@@ -133,7 +133,7 @@ func (a fetchAdapter) sendRound(ctx context.Context, p *Proxy, round int, pieces
 	for i, pc := range pieces {
 		now := *pc.req.(*kmsg.FetchRequest)
 		now.MaxWaitMillis, now.MinBytes = 0, 0
-		immediate[i] = &piece{node: pc.node, addr: pc.addr, req: &now}
+		immediate[i] = &piece{to: pc.to, req: &now}
 	}
 	p.sendPieces(ctx, nil, round, immediate)
 	if fetchedBytes(immediate) >= max(int(a.req.MinBytes), 1) {
@@ -142,7 +142,7 @@ func (a fetchAdapter) sendRound(ctx context.Context, p *Proxy, round int, pieces
 	done := make(chan int, len(pieces))
 	for i, pc := range pieces {
 		go func() {
-			p.sendPiece(ctx, pc)
+			p.sendPiece(ctx, nil, pc)
 			done <- i
 		}()
 	}

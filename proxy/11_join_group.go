@@ -5,8 +5,8 @@ package proxy
 // Waits for the group's rebalance to complete, up to the rebalance timeout. v4+ new
 // members first get MEMBER_ID_REQUIRED with their id (KIP-394); v5+ static members
 // (KIP-345) rejoin without a rebalance.
-// The group's coordinator (this proxy, if it holds the group's partition lease)
-// answers; otherwise NOT_COORDINATOR sends the client to FindCoordinator again.
+// Routed to the group's coordinator by the forwarding engine (group_forward.go):
+// answered here if this proxy coordinates the group, else by the proxy that does.
 
 import (
 	"context"
@@ -14,17 +14,25 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/coordinator"
 	"github.com/strait-io/strait/internal/wire"
 )
 
 func (p *Proxy) joinGroup(ctx context.Context, wr *wire.Request, req *kmsg.JoinGroupRequest) (kmsg.Response, error) {
-	c, err := p.coord()
-	if err != nil {
-		return nil, err
-	}
 	host := ""
 	if wr.RemoteAddr != nil {
 		host, _, _ = net.SplitHostPort(wr.RemoteAddr.String())
 	}
-	return c.JoinGroup(ctx, req, wr.Header.ClientID, "/"+host), nil
+	return p.serveGroup(ctx, wr, oneGroup{
+		req: req, group: req.Group,
+		local: func(ctx context.Context, c *coordinator.Coordinator) kmsg.Response {
+			return c.JoinGroup(ctx, req, wr.Header.ClientID, "/"+host)
+		},
+		codeOf: func(r kmsg.Response) int16 { return r.(*kmsg.JoinGroupResponse).ErrorCode },
+		failed: func(code int16) kmsg.Response {
+			resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+			resp.ErrorCode, resp.Generation = code, -1
+			return resp
+		},
+	})
 }

@@ -69,10 +69,29 @@ type roundSender interface {
 	sendRound(ctx context.Context, p *Proxy, round int, pieces []*piece) []*piece
 }
 
-// piece is one node's share of a client request, and what came of sending it.
+// router is an adapter whose parts are not partitions sent to their leader nodes but
+// groups sent to their coordinators (group_forward.go): it says where each goes, and
+// which answer codes mean its view of coordinators was out of date.
+type router interface {
+	route(p *Proxy, snap *routing.Snapshot, key string) (target, error)
+	stale(code int16) bool
+}
+
+// localServer is a router that answers the parts routed to this proxy itself.
+type localServer interface {
+	serveLocal(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+}
+
+// target is where a piece goes: a node or another proxy by address, or this proxy.
+type target struct {
+	id    int32
+	addr  string
+	local bool
+}
+
+// piece is one destination's share of a client request, and what came of sending it.
 type piece struct {
-	node int32
-	addr string
+	to   target
 	req  kmsg.Request
 	resp kmsg.Response
 	err  error
@@ -92,7 +111,7 @@ func forward[In, Out any](ctx context.Context, p *Proxy, a adapter[In, Out], par
 	snap := p.view.Snapshot()
 	backoff := retryBackoffMin
 	for round := 0; len(parts) > 0; round++ {
-		pieces, members, retry := split(snap, a, parts)
+		pieces, members, retry := split(p, snap, a, parts)
 		sent := p.sendPieces(ctx, a, round, pieces)
 		for i, pc := range sent {
 			retry = append(retry, merge(a, pc, members[i])...)
@@ -114,30 +133,40 @@ func forward[In, Out any](ctx context.Context, p *Proxy, a adapter[In, Out], par
 	}
 }
 
-// split groups parts by leader node. Parts without a usable route are answered at once
+// routeOf is where a part goes: its partition's leader node, or where the adapter
+// routes it.
+func routeOf[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], pt *part[In, Out]) (target, error) {
+	if r, ok := a.(router); ok {
+		return r.route(p, snap, pt.topic)
+	}
+	node, addr, err := leaderOf(snap, pt.topic, pt.index)
+	return target{id: node, addr: addr}, err
+}
+
+// split groups parts by destination. Parts without a usable route are answered at once
 // when the route can only be wrong (no such topic), and kept for the next round when
 // the view may be stale (no live leader).
-func split[In, Out any](snap *routing.Snapshot, a adapter[In, Out], parts []*part[In, Out]) ([]*piece, [][]*part[In, Out], []*part[In, Out]) {
+func split[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], parts []*part[In, Out]) ([]*piece, [][]*part[In, Out], []*part[In, Out]) {
 	var pieces []*piece
 	var members [][]*part[In, Out]
 	var retry []*part[In, Out]
-	byNode := map[int32]int{}
+	byTarget := map[target]int{}
 	for _, pt := range parts {
-		node, addr, err := leaderOf(snap, pt.topic, pt.index)
+		to, err := routeOf(p, snap, a, pt)
 		if err != nil {
 			pt.lastCode, pt.lastErr = partitionErrorCode(err), err
-			if errors.Is(err, errNoLeader) {
+			if errors.Is(err, errNoLeader) || errors.Is(err, errNoCoordinator) {
 				retry = append(retry, pt)
 			} else {
 				a.fail(pt.out, pt.lastCode, errorMessage(err))
 			}
 			continue
 		}
-		i, ok := byNode[node]
+		i, ok := byTarget[to]
 		if !ok {
 			i = len(pieces)
-			byNode[node] = i
-			pieces = append(pieces, &piece{node: node, addr: addr, req: a.piece()})
+			byTarget[to] = i
+			pieces = append(pieces, &piece{to: to, req: a.piece()})
 			members = append(members, nil)
 		}
 		a.add(pieces[i].req, pt)
@@ -153,15 +182,19 @@ func (p *Proxy) sendPieces(ctx context.Context, a any, round int, pieces []*piec
 	}
 	var wg sync.WaitGroup
 	for _, pc := range pieces {
-		wg.Go(func() { p.sendPiece(ctx, pc) })
+		wg.Go(func() { p.sendPiece(ctx, a, pc) })
 	}
 	wg.Wait()
 	return pieces
 }
 
-// sendPiece sends one piece to its node and records the outcome in it.
-func (p *Proxy) sendPiece(ctx context.Context, pc *piece) {
-	pc.resp, pc.err = p.nodes.Do(ctx, pc.addr, pc.req)
+// sendPiece sends one piece to its destination and records the outcome in it.
+func (p *Proxy) sendPiece(ctx context.Context, a any, pc *piece) {
+	if pc.to.local {
+		pc.resp, pc.err = a.(localServer).serveLocal(ctx, pc.req)
+		return
+	}
+	pc.resp, pc.err = p.nodes.Do(ctx, pc.to.addr, pc.req)
 	if pc.err == nil {
 		return
 	}
@@ -169,9 +202,9 @@ func (p *Proxy) sendPiece(ctx context.Context, pc *piece) {
 	if ctx.Err() != nil {
 		level = slog.LevelDebug // the client went away or its request's time ran out
 	}
-	p.logger.Log(ctx, level, "forwarding to a node failed; retrying on a fresh routing view while the request has time",
-		"node", pc.node, "addr", pc.addr, "api", kmsg.NameForKey(pc.req.Key()), "err", pc.err)
-	pc.err = fmt.Errorf("forward %s to node %d at %s: %w", kmsg.NameForKey(pc.req.Key()), pc.node, pc.addr, pc.err)
+	p.logger.Log(ctx, level, "forwarding failed; retrying on a fresh routing view while the request has time",
+		"to", pc.to.id, "addr", pc.to.addr, "api", kmsg.NameForKey(pc.req.Key()), "err", pc.err)
+	pc.err = fmt.Errorf("forward %s to %d at %s: %w", kmsg.NameForKey(pc.req.Key()), pc.to.id, pc.to.addr, pc.err)
 }
 
 // merge puts a sent piece's answers in its parts' slots and returns the parts to try
@@ -198,9 +231,9 @@ func merge[In, Out any](a adapter[In, Out], pc *piece, parts []*part[In, Out]) [
 		out, ok := answers[topicPartition{pt.topic, pt.index}]
 		switch {
 		case !ok:
-			a.fail(pt.out, kerr.UnknownServerError.Code, kmsg.StringPtr(fmt.Sprintf("node %d did not answer for %s-%d", pc.node, pt.topic, pt.index)))
-		case staleRoute(a.code(out)):
-			pt.lastCode, pt.lastErr = a.code(out), fmt.Errorf("node %d: %w", pc.node, kerr.ErrorForCode(a.code(out)))
+			a.fail(pt.out, kerr.UnknownServerError.Code, kmsg.StringPtr(fmt.Sprintf("%d did not answer for %s-%d", pc.to.id, pt.topic, pt.index)))
+		case isStale(a, a.code(out)):
+			pt.lastCode, pt.lastErr = a.code(out), fmt.Errorf("%d: %w", pc.to.id, kerr.ErrorForCode(a.code(out)))
 			*pt.out = *out // answered as is if no retry succeeds
 			retry = append(retry, pt)
 		default:
@@ -208,6 +241,14 @@ func merge[In, Out any](a adapter[In, Out], pc *piece, parts []*part[In, Out]) [
 		}
 	}
 	return retry
+}
+
+// isStale reports whether an answer says the part went to the wrong place.
+func isStale(a any, code int16) bool {
+	if r, ok := a.(router); ok {
+		return r.stale(code)
+	}
+	return staleRoute(code)
 }
 
 // staleRoute reports whether a node's answer says the proxy's view of leadership was

@@ -69,6 +69,18 @@ func (n *fakeNode) serve(ctx context.Context, req *wire.Request) (kmsg.Response,
 	return resp, nil
 }
 
+func (n *fakeNode) triesOf(topic string, partition int32) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.tries[topicPartition{topic, partition}]
+}
+
+func (n *fakeNode) requests() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls
+}
+
 func (n *fakeNode) received() []topicPartition {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -190,8 +202,8 @@ func TestEngineSplitsAndMergesInOrder(t *testing.T) {
 		}
 	}
 	for id, n := range h.nodes {
-		if n.calls != 1 || len(n.received()) != 2 {
-			t.Errorf("node %d got %d requests with %v; want one request with its two partitions", id, n.calls, n.received())
+		if n.requests() != 1 || len(n.received()) != 2 {
+			t.Errorf("node %d got %d requests with %v; want one request with its two partitions", id, n.requests(), n.received())
 		}
 	}
 }
@@ -233,7 +245,7 @@ func TestEngineGivesUpAtTheDeadline(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("gave up after %v; want about the request's 1.5 s", took)
 	}
-	if tries := h.nodes[1].tries[topicPartition{"t", 0}]; tries < 2 {
+	if tries := h.nodes[1].triesOf("t", 0); tries < 2 {
 		t.Errorf("node asked %d times; want retries before giving up", tries)
 	}
 }
@@ -256,7 +268,7 @@ func TestEngineUnknownOutcome(t *testing.T) {
 	if got := h.produce(t, "t", false, 5*time.Second, 1); got[0].ErrorCode != kerr.RequestTimedOut.Code {
 		t.Errorf("plain batch after a broken connection: error %d; want REQUEST_TIMED_OUT", got[0].ErrorCode)
 	}
-	if tries := h.nodes[1].tries[topicPartition{"t", 1}]; tries != 1 {
+	if tries := h.nodes[1].triesOf("t", 1); tries != 1 {
 		t.Errorf("plain batch sent %d times; want once", tries)
 	}
 }
