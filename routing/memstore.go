@@ -18,6 +18,8 @@ import (
 // change (write to a temporary file, fsync, rename), so metadata survives restarts.
 type MemStore struct {
 	path string
+	// Now is the clock leases expire by; nil is time.Now. Tests set it before use.
+	Now func() time.Time
 
 	mu struct {
 		sync.Mutex
@@ -237,6 +239,9 @@ func (s *MemStore) RegisterProxy(_ context.Context, p Proxy) error {
 // which readers do not act on, so it neither bumps the version nor notifies.
 func (s *MemStore) AcquireLease(_ context.Context, name, holder string, ttl time.Duration) (Lease, error) {
 	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
 	s.mu.Lock()
 	cur, ok := s.mu.state.Leases[name]
 	if ok && cur.Holder == holder {

@@ -86,7 +86,10 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		return nil, err
 	}
 	go pp.keepRegistered(ctx)
-	go pp.control(ctx)
+	holder := "proxy-" + strconv.Itoa(int(pp.opts.ID)) + "@" + pp.opts.Advertise
+	go routing.NewControlLoop(store, controller, routing.ControlLoopConfig{
+		Holder: holder, LeaseTTL: controllerLeaseTTL, ImbalanceCheck: opts.ImbalanceCheck,
+	}, pp.logger).Run(ctx)
 	pp.wire = &wire.Server{
 		Handler:  p,
 		Logger:   pp.logger,
@@ -180,95 +183,6 @@ func (pp *proxyProcess) keepRegistered(ctx context.Context) {
 				pp.logger.Warn("cannot renew the proxy's registration; it keeps serving from its cached metadata", "err", err)
 			}
 		}
-	}
-}
-
-// control runs the controller role while this proxy holds its lease, one process at a
-// time: nodes whose lease expired leave the ISRs and lose their leaderships to live
-// ISR replicas; nodes that come back lead partitions left without a leader; and every
-// leader.imbalance interval preferred leaders are restored.
-func (pp *proxyProcess) control(ctx context.Context) {
-	ticker := time.NewTicker(controllerLeaseTTL / 5)
-	defer ticker.Stop()
-	holder := "proxy-" + strconv.Itoa(int(pp.opts.ID)) + "@" + pp.opts.Advertise
-	down := map[int32]bool{}
-	leading := false
-	lastBalance := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		_, err := pp.store.AcquireLease(ctx, "controller", holder, controllerLeaseTTL)
-		if now := err == nil; now != leading {
-			leading = now
-			clear(down)
-			pp.logger.Info("controller role changed", "active", leading)
-		}
-		if !leading {
-			continue
-		}
-		pp.watchNodes(ctx, down)
-		if time.Since(lastBalance) >= pp.opts.ImbalanceCheck {
-			lastBalance = time.Now()
-			pp.balanceLeaders(ctx)
-		}
-	}
-}
-
-// watchNodes acts on node leases, from a fresh read of the store (lease renewals do
-// not bump the metadata version, so a cached snapshot would not show them).
-func (pp *proxyProcess) watchNodes(ctx context.Context, down map[int32]bool) {
-	snap, err := pp.store.Snapshot(ctx)
-	if err != nil {
-		return
-	}
-	live := routing.LiveNodes(snap, time.Now())
-	for _, id := range snap.NodeIDs() {
-		switch {
-		case !live(id):
-			if !down[id] {
-				pp.logger.Warn("node lease expired: moving its leaderships to live in-sync replicas", "node", id, "addr", snap.Nodes[id].Addr)
-			}
-			down[id] = true
-			// Every tick, not only the first: a change that lost a race is retried.
-			if n, err := pp.controller.HandleNodeFailure(ctx, id, live); err != nil {
-				pp.logger.Warn("handling a failed node failed; will retry", "node", id, "err", err)
-			} else if n > 0 {
-				pp.logger.Info("moved partitions off a failed node", "node", id, "partitions", n)
-			}
-		case down[id]:
-			delete(down, id)
-			pp.logger.Info("node is back", "node", id)
-			if n, err := pp.controller.HandleNodeReturn(ctx, id, live); err != nil {
-				pp.logger.Warn("handling a returning node failed", "node", id, "err", err)
-			} else if n > 0 {
-				pp.logger.Info("a returning node leads partitions that had no leader", "node", id, "partitions", n)
-			}
-		}
-	}
-}
-
-// balanceLeaders gives leadership back to preferred replicas that are live and in sync.
-func (pp *proxyProcess) balanceLeaders(ctx context.Context) {
-	live, err := pp.controller.LiveNodes(ctx)
-	if err != nil {
-		return
-	}
-	results, err := pp.controller.ElectPreferredLeaders(ctx, live, nil)
-	if err != nil {
-		pp.logger.Warn("preferred leader election failed", "err", err)
-		return
-	}
-	moved := 0
-	for _, r := range results {
-		if r.Err == nil {
-			moved++
-		}
-	}
-	if moved > 0 {
-		pp.logger.Info("restored preferred leaders", "partitions", moved)
 	}
 }
 
