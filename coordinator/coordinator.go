@@ -96,6 +96,9 @@ func (c *Coordinator) Partition(group string) int32 {
 	return offsets.Partition(group, c.cfg.Partitions)
 }
 
+// Partitions is the number of __consumer_offsets partitions groups hash onto.
+func (c *Coordinator) Partitions() int32 { return c.cfg.Partitions }
+
 // Load starts coordinating a partition: it replays the partition's records in the
 // background and serves its groups once done (COORDINATOR_LOAD_IN_PROGRESS until then).
 func (c *Coordinator) Load(partition int32) {

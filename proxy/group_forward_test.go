@@ -89,3 +89,40 @@ func TestSidecarForwardsGroupRequests(t *testing.T) {
 		t.Errorf("describe %s through the sidecar: %v, state %q; want Stable", group, err, described[group].State)
 	}
 }
+
+// TestDrainHandsLeasesOver: a proxy that drains releases its coordinator leases, and
+// another proxy takes them at once (it watches the view for a free lease) rather than
+// a lease TTL later; the drained proxy takes none back.
+func TestDrainHandsLeasesOver(t *testing.T) {
+	c := startCluster(t)
+	ln := listen(t)
+	controller := routing.NewController(c.store, routing.ControllerConfig{}, discardLogger())
+	other, err := New(Config{BrokerID: 1000, AdvertisedAddr: ln.Addr().String()}, c.cache, c.store, controller, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.store.RegisterProxy(ctx, routing.Proxy{ID: 1000, Addr: ln.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.StartGroups(ctx, coordinator.Config{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if holder := c.cache.Snapshot().Leases[coordinatorLeaseName(0)].Holder; holder != "proxy-0" {
+		t.Fatalf("lease held by %q before the drain; want proxy-0", holder)
+	}
+	start := time.Now()
+	c.proxy.Drain(ctx)
+	for c.cache.Snapshot().Leases[coordinatorLeaseName(0)].Holder != "proxy-1000" {
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("proxy 1000 did not take the released lease within 3 s (the lease TTL is %v)", coordinatorLeaseTTL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.proxy.keepLeases(ctx, c.proxy.groups.Load(), 1)
+	if holder := c.cache.Snapshot().Leases[coordinatorLeaseName(0)].Holder; holder != "proxy-1000" {
+		t.Errorf("after the drain the lease went back to %q", holder)
+	}
+}

@@ -37,16 +37,61 @@ func (p *Proxy) StartGroups(ctx context.Context, cfg coordinator.Config) error {
 		ticker := time.NewTicker(coordinatorLeaseTTL / 3)
 		defer ticker.Stop()
 		for {
+			changed := p.view.Changed()
 			select {
 			case <-ctx.Done():
 				c.Close()
 				return
 			case <-ticker.C:
 				p.keepLeases(ctx, c, partitions)
+			case <-changed:
+				// A proxy that drained released its leases: take them now, not at
+				// the next tick, so its groups wait for no one.
+				if p.freeLease(partitions) {
+					p.keepLeases(ctx, c, partitions)
+				}
 			}
 		}
 	}()
 	return nil
+}
+
+// freeLease reports whether some coordinator lease has lapsed or been released.
+func (p *Proxy) freeLease(partitions int32) bool {
+	snap, now := p.view.Snapshot(), time.Now()
+	for i := range partitions {
+		if l, ok := snap.Leases[coordinatorLeaseName(i)]; !ok || !l.ExpiresAt.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// Drain hands over this proxy's coordinator leases, for a clean stop: its groups are
+// unloaded (their state is in __consumer_offsets) and the leases released, so another
+// proxy loads them at once rather than one lease TTL later. The proxy stops taking
+// leases; requests for its former groups get NOT_COORDINATOR, which clients follow to
+// the new coordinator.
+func (p *Proxy) Drain(ctx context.Context) {
+	p.draining.Store(true)
+	p.leases.Lock()
+	defer p.leases.Unlock()
+	c := p.groups.Load()
+	if c == nil {
+		return
+	}
+	snap := p.view.Snapshot()
+	for i := range c.Partitions() {
+		name := coordinatorLeaseName(i)
+		if snap.Leases[name].Holder != p.holder() {
+			continue
+		}
+		c.Unload(i)
+		if err := p.store.ReleaseLease(ctx, name, p.holder()); err != nil {
+			p.logger.WarnContext(ctx, "releasing a coordinator lease failed; another proxy takes it when it expires", "partition", i, "err", err)
+		}
+	}
+	p.logger.InfoContext(ctx, "handed over the coordinator leases")
 }
 
 // ensureOffsetsTopic creates __consumer_offsets if missing and returns its partition
@@ -73,6 +118,11 @@ func (p *Proxy) ensureOffsetsTopic(ctx context.Context, partitions int32) (int32
 
 // keepLeases renews or takes each partition's coordinator lease.
 func (p *Proxy) keepLeases(ctx context.Context, c *coordinator.Coordinator, partitions int32) {
+	p.leases.Lock() // Drain waits for a pass in progress, so none renews after it
+	defer p.leases.Unlock()
+	if p.draining.Load() {
+		return
+	}
 	for i := range partitions {
 		_, err := p.store.AcquireLease(ctx, coordinatorLeaseName(i), p.holder(), coordinatorLeaseTTL)
 		switch {

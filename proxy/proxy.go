@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,8 @@ type Proxy struct {
 	handlers    map[int16]handler
 	staleView   chan struct{} // a node said NOT_LEADER or was unreachable: refresh soon
 	members     members       // the live proxies
+	draining    atomic.Bool   // Drain began: take no more leases
+	leases      sync.Mutex    // held by a pass over the coordinator leases
 	closed      chan struct{}
 }
 

@@ -72,6 +72,17 @@ func (l *ControlLoop) Run(ctx context.Context) {
 	}
 }
 
+// Release gives the controller lease up, for a process that stops cleanly, so another
+// process's loop takes the role at its next step rather than one TTL later. Call it
+// once Run has returned.
+func (l *ControlLoop) Release(ctx context.Context) error {
+	if !l.leading.Load() {
+		return nil
+	}
+	l.leading.Store(false)
+	return l.store.ReleaseLease(ctx, "controller", l.cfg.Holder)
+}
+
 // Leading reports whether the last Step held the controller lease.
 func (l *ControlLoop) Leading() bool { return l.leading.Load() }
 

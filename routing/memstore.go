@@ -264,6 +264,27 @@ func (s *MemStore) AcquireLease(_ context.Context, name, holder string, ttl time
 	return got, err
 }
 
+// ReleaseLease implements Store: the lease expires now, which bumps the version.
+func (s *MemStore) ReleaseLease(_ context.Context, name, holder string) error {
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	s.mu.Lock()
+	cur, ok := s.mu.state.Leases[name]
+	s.mu.Unlock()
+	if !ok || cur.Holder != holder || !cur.ExpiresAt.After(now) {
+		return nil
+	}
+	return s.change(func(st *memState) error {
+		if cur, ok := st.Leases[name]; ok && cur.Holder == holder {
+			cur.ExpiresAt = now
+			st.Leases[name] = cur
+		}
+		return nil
+	})
+}
+
 // AllocateProducerIDs implements Store.
 func (s *MemStore) AllocateProducerIDs(_ context.Context, count int64) (int64, error) {
 	var first int64

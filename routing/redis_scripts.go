@@ -158,6 +158,19 @@ redis.call('HSET', KEYS[6], ARGV[6], tok .. '|' .. exp .. '|' .. ARGV[7])
 return {'ok', tok, exp, bump()}
 `)
 
+	// scriptReleaseLease ends holder ARGV[7]'s lease ARGV[6] now, keeping its token:
+	// {"ok", version} or {"notheld"}.
+	scriptReleaseLease = newRedisScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('HGET', KEYS[6], ARGV[6])
+if not cur then return {'notheld'} end
+local tok, curExp, holder = string.match(cur, '^(%d+)|(%d+)|(.*)$')
+if holder ~= ARGV[7] or tonumber(curExp) <= now then return {'notheld'} end
+redis.call('HSET', KEYS[6], ARGV[6], tok .. '|' .. string.format('%d', now) .. '|' .. holder)
+return {'ok', bump()}
+`)
+
 	// scriptAllocatePIDs reserves ARGV[6] producer ids and returns the first.
 	scriptAllocatePIDs = newRedisScript(`
 local n = tonumber(ARGV[6])

@@ -598,6 +598,24 @@ func (s *RedisStore) AcquireLease(ctx context.Context, name, holder string, ttl 
 	return Lease{Holder: holder, Token: token, ExpiresAt: time.UnixMilli(exp)}, nil
 }
 
+// ReleaseLease implements Store. The lease expires now by the Redis server's clock.
+func (s *RedisStore) ReleaseLease(ctx context.Context, name, holder string) error {
+	op := fmt.Sprintf("release lease %q of %q", name, holder)
+	res, err := s.run(ctx, op, scriptReleaseLease, name, holder)
+	if err != nil {
+		return err
+	}
+	r := replyOf(res)
+	status := r.str(0)
+	if err := r.err(op, s.addr); err != nil {
+		return err
+	}
+	if status == "ok" {
+		s.observeVersion(r.int(1))
+	}
+	return nil
+}
+
 // AllocateProducerIDs implements Store. It does not bump the metadata version: the
 // counter is not part of a Snapshot, so caches have nothing to reload.
 func (s *RedisStore) AllocateProducerIDs(ctx context.Context, count int64) (int64, error) {

@@ -62,6 +62,11 @@ type Store interface {
 	// AcquireLease gives holder the named lease for ttl if it is free, expired, or
 	// already holder's (a renewal, which keeps the token). Otherwise ErrLeaseHeld.
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
+	// ReleaseLease ends holder's hold on the named lease now, for a process that stops
+	// cleanly: the next holder need not wait out the TTL. The token is kept, so the next
+	// holder's is still higher (fencing). Releasing a lease one does not hold does
+	// nothing and is no error.
+	ReleaseLease(ctx context.Context, name, holder string) error
 	// AllocateProducerIDs reserves count consecutive producer ids and returns the first.
 	// Ids are never handed out twice, even across restarts (Kafka's AllocateProducerIds).
 	AllocateProducerIDs(ctx context.Context, count int64) (first int64, err error)

@@ -63,6 +63,7 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		{"SnapshotsImmutable", contractSnapshotsImmutable},
 		{"Leases", contractLeases},
 		{"LeaseRace", contractLeaseRace},
+		{"ReleaseLease", contractReleaseLease},
 		{"AddPartitionsRace", contractAddPartitionsRace},
 		{"SetTopicConfigsRace", contractSetTopicConfigsRace},
 		{"UpdatePartitionCAS", contractUpdatePartitionCAS},
@@ -313,6 +314,7 @@ func contractNotifiesEveryChange(t *testing.T, s Store) {
 		{"RegisterNode", func() error { return s.RegisterNode(ctx, Node{ID: 1, Addr: "a:1"}) }},
 		{"RegisterProxy", func() error { return s.RegisterProxy(ctx, Proxy{ID: 1, Addr: "p:1"}) }},
 		{"AcquireLease", func() error { _, err := s.AcquireLease(ctx, "l", "h", time.Minute); return err }},
+		{"ReleaseLease", func() error { return s.ReleaseLease(ctx, "l", "h") }},
 	} {
 		if err := step.do(); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
@@ -485,6 +487,32 @@ func runRace(t *testing.T, n int, want error, do func(i int) error) int {
 		}
 	}
 	return wins
+}
+
+// contractReleaseLease: a released lease is free at once for another holder, whose
+// token is higher; releasing a lease one does not hold changes nothing.
+func contractReleaseLease(t *testing.T, s Store) {
+	ctx := context.Background()
+	a, err := s.AcquireLease(ctx, "coordinator/0", "proxy-a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseLease(ctx, "coordinator/0", "proxy-b"); err != nil {
+		t.Fatalf("release by a non-holder = %v, want nil", err)
+	}
+	if _, err := s.AcquireLease(ctx, "coordinator/0", "proxy-b", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("acquire after a non-holder's release = %v, want ErrLeaseHeld", err)
+	}
+	if err := s.ReleaseLease(ctx, "coordinator/0", "proxy-a"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.AcquireLease(ctx, "coordinator/0", "proxy-b", time.Minute)
+	if err != nil || b.Token <= a.Token {
+		t.Fatalf("acquire after release = %+v, %v; want it, with a token above %d", b, err, a.Token)
+	}
+	if err := s.ReleaseLease(ctx, "no-such-lease", "proxy-a"); err != nil {
+		t.Fatalf("release of a missing lease = %v, want nil", err)
+	}
 }
 
 func contractLeaseRace(t *testing.T, s Store) {

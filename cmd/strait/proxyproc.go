@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/strait-io/strait/coordinator"
@@ -24,6 +25,9 @@ const (
 	firstAutoProxyID = 1000
 	// controllerLeaseTTL bounds how long the cluster goes without a controller.
 	controllerLeaseTTL = 10 * time.Second
+	// drainGrace is how long a stopping proxy keeps serving after it left the proxy
+	// list: other proxies see it gone within a second (proxy.memberPoll).
+	drainGrace = time.Second
 )
 
 // proxyOptions is what one proxy needs, in dev or on its own.
@@ -52,8 +56,14 @@ type proxyProcess struct {
 	cache      *routing.Cache
 	proxy      *proxy.Proxy
 	controller *routing.Controller
-	wire       *wire.Server
-	logger     *slog.Logger
+	// control runs the controller role while this proxy holds its lease.
+	control *routing.ControlLoop
+	// stopLoops ends the loops that renew this proxy's leases (registration, groups,
+	// controller); loops counts them, so a drain releases leases none will renew.
+	stopLoops context.CancelFunc
+	loops     sync.WaitGroup
+	wire      *wire.Server
+	logger    *slog.Logger
 }
 
 // startProxyProcess registers the proxy, starts its group coordinator once a node
@@ -81,15 +91,19 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		return nil, err
 	}
 	pp.proxy = p
-	if err := pp.startGroups(ctx); err != nil {
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	pp.stopLoops = stopLoops
+	if err := pp.startGroups(loopCtx); err != nil {
+		stopLoops()
 		p.Close()
 		return nil, err
 	}
-	go pp.keepRegistered(ctx)
+	pp.loops.Go(func() { pp.keepRegistered(loopCtx) })
 	holder := "proxy-" + strconv.Itoa(int(pp.opts.ID)) + "@" + pp.opts.Advertise
-	go routing.NewControlLoop(store, controller, routing.ControlLoopConfig{
+	pp.control = routing.NewControlLoop(store, controller, routing.ControlLoopConfig{
 		Holder: holder, LeaseTTL: controllerLeaseTTL, ImbalanceCheck: opts.ImbalanceCheck,
-	}, pp.logger).Run(ctx)
+	}, pp.logger)
+	pp.loops.Go(func() { pp.control.Run(loopCtx) })
 	pp.wire = &wire.Server{
 		Handler:  p,
 		Logger:   pp.logger,
@@ -186,8 +200,24 @@ func (pp *proxyProcess) keepRegistered(ctx context.Context) {
 	}
 }
 
+// shutdown drains the proxy, in the order that lets its clients move on without
+// errors: its coordinator leases, the controller lease and its broker id lease are
+// released (its groups load elsewhere at once, and other proxies stop listing it
+// within a second), it keeps serving for drainGrace while clients learn that, then it
+// stops reading, finishes what it read, and closes.
 func (pp *proxyProcess) shutdown(ctx context.Context) error {
-	return errors.Join(pp.wire.Shutdown(ctx), pp.proxy.Close())
+	pp.logger.Info("draining: handing over coordinator and controller leases, leaving the proxy list; in-flight requests finish")
+	pp.stopLoops()
+	pp.loops.Wait()
+	pp.proxy.Drain(ctx)
+	errs := []error{pp.control.Release(ctx)}
+	errs = append(errs, pp.store.ReleaseLease(ctx, routing.ProxyLeaseName(pp.opts.ID), "proxy@"+pp.opts.Advertise))
+	select {
+	case <-time.After(drainGrace):
+	case <-ctx.Done():
+	}
+	errs = append(errs, pp.wire.Shutdown(ctx), pp.proxy.Close())
+	return errors.Join(errs...)
 }
 
 // observabilityGroupsCheck makes readiness wait for the group coordinator's replay.
