@@ -31,7 +31,7 @@ import (
 const relayProxiesTTL = time.Second
 
 // errNoLiveProxy says a relay found no proxy to ask.
-var errNoLiveProxy = errors.New("no live proxy is registered")
+var errNoLiveProxy = errors.New("no live proxy to relay to: start a strait proxy for this cluster")
 
 // proxyRelay sends a node's relayed requests to a live proxy, keeps to the one that
 // answered last, and moves to the next when it cannot be reached.
