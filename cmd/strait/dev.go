@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/proxy"
@@ -142,6 +144,8 @@ type dev struct {
 	admin     *observability.AdminServer
 	cancel    context.CancelFunc
 	ready     atomic.Bool
+	// relayTo is the proxy the nodes relay to: set once it serves, cleared as it stops.
+	relayTo atomic.Pointer[proxy.Proxy]
 }
 
 func startDev(ctx context.Context, cfg devConfig, logger *slog.Logger) (*dev, error) {
@@ -203,6 +207,7 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 		MaxPartitions:  nodePartitionLimit(cfg.MaxNodePartitions, cfg.Nodes),
 		// Dev nodes listen on a new port at each start; the data dir is what they are.
 		LeaseHolder: "dev-node-" + strconv.Itoa(int(id)) + "@" + cfg.DataDir,
+		Relay:       d.relay,
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
 		ln.Close()
@@ -237,7 +242,18 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		return err
 	}
 	d.admin.AddCheck(observabilityGroupsCheck(d.proxy))
+	d.relayTo.Store(d.proxy.proxy)
 	return nil
+}
+
+// relay answers the nodes' relayed requests with the proxy of this process: in the
+// same process, its handler sees the client's own id and address.
+func (d *dev) relay(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+	p := d.relayTo.Load()
+	if p == nil {
+		return nil, errors.New("the proxy is not serving")
+	}
+	return p.ServeKafka(ctx, req)
 }
 
 // shutdown stops taking requests at the proxy first, then lets nodes finish and
@@ -245,6 +261,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 func (d *dev) shutdown(ctx context.Context) error {
 	d.ready.Store(false)
 	var errs []error
+	d.relayTo.Store(nil)
 	if d.proxy != nil {
 		errs = append(errs, d.proxy.shutdown(ctx))
 	}

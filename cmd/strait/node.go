@@ -35,7 +35,7 @@ type nodeConfig struct {
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ID, "id", -1, "this node's id, unique in the cluster (required)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9093", "address the node's Kafka listener binds")
-	fs.StringVar(&c.Advertise, "advertise", "", "host:port proxies and peers dial (default: the listen address)")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port proxies, peers and, in redirect mode, clients dial (default: the listen address)")
 	fs.StringVar(&c.DataDir, "data-dir", "./strait-node-data", "directory for this node's partitions")
 	clusterFlags(fs, &c.Redis, &c.Cluster, &c.Admin, "127.0.0.1:9645", &c.LogFormat, &c.LogLevel)
 	c.Limits.flags(fs)
@@ -110,14 +110,17 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
+	relay := newProxyRelay(int32(cfg.ID), c.store, c.cache, logger.With("node", cfg.ID))
 	n, err := startNodeProcess(c.ctx, nodeOptions{
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, DataDir: cfg.DataDir,
 		Limits: cfg.Limits.forListener(budget), RetentionCheck: cfg.RetentionCheck,
 		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy, LagTimeMax: cfg.LagTimeMax,
 		MaxPartitions: nodePartitionLimit(cfg.MaxPartitions, 1),
+		Relay:         relay.relay,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()
+		relay.Close()
 		c.close()
 		stopObservability(ctx, admin, tel)
 		return nil, err
@@ -128,6 +131,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 	return func(ctx context.Context) error {
 		ready.Store(false)
 		err := n.shutdown(ctx)
+		relay.Close()
 		c.close()
 		return errors.Join(err, stopObservability(ctx, admin, tel))
 	}, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/partitionlog/node"
+	"github.com/strait-io/strait/proxy"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -35,6 +36,8 @@ type nodeOptions struct {
 	// LeaseHolder names this process in the node's lease (default node-<id>@<advertise>):
 	// a restarted node with the same holder takes its lease back at once.
 	LeaseHolder string
+	// Relay answers ordinary clients' requests for APIs only proxies serve (relay.go).
+	Relay node.Relay
 }
 
 // nodeProcess is a running partition-log node: its partitions, its Kafka listener, and
@@ -70,6 +73,8 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		ReplicaLagTimeMax:      opts.LagTimeMax,
 		AlterISR:               n.alterISR(routing.NewController(store, routing.ControllerConfig{}, n.logger)),
 		Fenced:                 n.fenced,
+		Relay:                  opts.Relay,
+		RelayAPIs:              proxy.APIs(),
 	}, cache, n.logger)
 	if err != nil {
 		return nil, err
@@ -85,7 +90,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		Handler:  srv,
 		Logger:   n.logger,
 		Limits:   opts.Limits,
-		Versions: node.APIs.Versions,
+		Versions: srv.APIs().Versions,
 		Observe:  tel.ObserveRequest("node"),
 		ZeroCopy: opts.ZeroCopy,
 	}

@@ -20,9 +20,11 @@ import (
 	"github.com/strait-io/strait/routing"
 )
 
-// APIs is what a node serves. Produce and Fetch stop at the last versions that name
-// topics (v12): proxies translate topic ids. ListOffsets stops at v6 because later
-// versions add special timestamps (max timestamp, tiered offsets) the log does not track.
+// APIs is what a node serves itself, to proxies, peers and clients alike (relay.go says
+// what it relays). Produce and Fetch stop at the last versions that name topics (v12):
+// proxies translate topic ids, and clients talking to a node directly use names.
+// ListOffsets stops at v6 because later versions add special timestamps (max timestamp,
+// tiered offsets) the log does not track.
 var APIs = wire.APITable{
 	0:  {Min: 3, Max: 12}, // Produce: v3 is the first with v2 record batches
 	1:  {Min: 4, Max: 12}, // Fetch
@@ -61,6 +63,11 @@ type Config struct {
 	// Fenced reports that this node lost its registration lease: the controller may have
 	// elected other leaders, so it must stop accepting writes as a leader.
 	Fenced func() bool
+	// Relay answers, for ordinary clients (redirect mode), the requests for APIs the
+	// node does not own, by asking a proxy; RelayAPIs is the versions that proxy serves,
+	// which the node advertises for them. Nil Relay: the node serves APIs alone.
+	Relay     Relay
+	RelayAPIs wire.APITable
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.
@@ -68,6 +75,7 @@ type Server struct {
 	cfg    Config
 	view   View
 	logger *slog.Logger
+	apis   wire.APITable // what ApiVersions advertises: APIs, and the relayed ones
 	// readable wakes long-polling fetches: records were appended or a high watermark
 	// moved.
 	readable broadcast
@@ -139,7 +147,10 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 		cfg.ReplicaLagTimeMax = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, view: view, logger: logger.With("node", cfg.ID), isrKick: make(chan struct{}, 1),
-		sessions: newFetchSessions(), records: newTopicRecords(cfg.DataDir)}
+		sessions: newFetchSessions(), records: newTopicRecords(cfg.DataDir), apis: APIs}
+	if cfg.Relay != nil {
+		s.apis = servedAPIs(cfg.RelayAPIs)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.peers = wire.NewPool(wire.ClientOptions{ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), OutOfOrder: true, Logger: s.logger})
 	s.mu.partitions = make(map[partitionKey]*replica)
@@ -147,7 +158,8 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// ServeKafka implements wire.Handler.
+// ServeKafka implements wire.Handler: the node's own APIs here, the others through the
+// relay (relay.go).
 func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
 	switch body := req.Body.(type) {
 	case *kmsg.ProduceRequest:
@@ -161,9 +173,9 @@ func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respon
 	case *kmsg.DeleteRecordsRequest:
 		return s.deleteRecords(body), nil
 	case *kmsg.ApiVersionsRequest:
-		return APIs.AnswerApiVersions(body), nil
+		return s.apis.AnswerApiVersions(body), nil
 	}
-	return nil, fmt.Errorf("node %d: no handler for %s", s.cfg.ID, kmsg.NameForKey(req.Header.Key))
+	return s.relay(ctx, req)
 }
 
 // Run reconciles local partitions with the routing metadata, and runs retention and
