@@ -179,7 +179,7 @@ func TestUnreadAnswersStopReading(t *testing.T) {
 	held, n := s.Stats().HeldBytes, served.Load()
 	// The answers within the connection's budget, the one whose handler started just
 	// under it, and the requests read ahead (each one small frame and its decoding).
-	if limit := int64(perConn + answerBytes + defaultMaxInFlight*initialFrameBytes); held > limit || budget.Used() > limit {
+	if limit := int64(perConn + answerBytes + DefaultMaxInFlight*initialFrameBytes); held > limit || budget.Used() > limit {
 		t.Fatalf("holding %d bytes (budget %d) for unread answers, want at most %d", held, budget.Used(), limit)
 	}
 	if n >= requests {
