@@ -56,9 +56,11 @@
 //     request, however large, so nothing is wedged;
 //   - a request must arrive in full within RequestReadTimeout of its first byte; a
 //     connection with nothing in flight and nothing sent for IdleTimeout, or whose peer
-//     takes nothing of an answer for that long, is closed.
+//     takes nothing of an answer for that long, is closed;
+//   - past MaxConnections, a new connection is closed as soon as it is accepted.
 //
-// Stats reports the connections, what they hold and why the server closed them.
+// Stats reports the connections, what they hold, why the server paused reading them and
+// why it closed or refused them.
 //
 // # Internal connections
 //

@@ -33,9 +33,13 @@ const (
 // up to the frame's announced size, so a peer has to send bytes to make a server hold them.
 const initialFrameBytes = 16 << 10
 
-// Limits bound what a peer can make a Server hold, and for how long. Zero fields take
-// their defaults. A later limit on connections belongs here too.
+// Limits bound what peers can make a Server hold, and for how long. Zero fields take
+// their defaults.
 type Limits struct {
+	// MaxConnections bounds the connections served at once; past it a new connection is
+	// closed as soon as it is accepted (Kafka's max.connections). Internal connections
+	// count too. 0 = no limit.
+	MaxConnections int
 	// MaxRequestBytes bounds a request frame, checked against its size prefix (Kafka's
 	// socket.request.max.bytes); 0 = DefaultMaxRequestBytes.
 	MaxRequestBytes int32
@@ -143,6 +147,9 @@ type ServerStats struct {
 	PausedInFlightRequests int64
 	PausedInFlightBytes    int64
 	PausedMemoryBudget     int64
+	// RefusedConnections counts the connections closed on accept because
+	// MaxConnections were open.
+	RefusedConnections int64
 	// Connections closed by the server: idle, a request not received in time, an answer
 	// not taken in time, a malformed or oversized request.
 	ClosedIdle         int64
@@ -153,7 +160,7 @@ type ServerStats struct {
 
 // serverCounters are the atomics behind ServerStats.
 type serverCounters struct {
-	open, held, inFlight                                atomic.Int64
+	open, held, inFlight, refused                       atomic.Int64
 	pausedRequests, pausedBytes, pausedBudget           atomic.Int64
 	closedIdle, closedRead, closedWrite, closedBadInput atomic.Int64
 }
@@ -166,6 +173,7 @@ func (c *serverCounters) snapshot() ServerStats {
 		PausedInFlightRequests: c.pausedRequests.Load(),
 		PausedInFlightBytes:    c.pausedBytes.Load(),
 		PausedMemoryBudget:     c.pausedBudget.Load(),
+		RefusedConnections:     c.refused.Load(),
 		ClosedIdle:             c.closedIdle.Load(),
 		ClosedReadTimeout:      c.closedRead.Load(),
 		ClosedWriteTimeout:     c.closedWrite.Load(),

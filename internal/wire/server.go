@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -72,9 +73,10 @@ type Server struct {
 	// the frame before it is written.
 	ZeroCopy bool
 
-	conns  sync.WaitGroup // one per served connection, so Shutdown can wait for them
-	stats  serverCounters
-	budget struct {
+	conns   sync.WaitGroup // one per served connection, so Shutdown can wait for them
+	stats   serverCounters
+	refusal atomic.Int64 // when a refused connection was last logged, in Unix nanoseconds
+	budget  struct {
 		once sync.Once
 		b    *MemoryBudget // Limits.Budget, or the server's own
 	}
@@ -148,12 +150,17 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// startConn serves nc unless the server closed meanwhile.
+// startConn serves nc unless the server closed meanwhile or serves MaxConnections.
 func (s *Server) startConn(nc net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.closed {
 		nc.Close()
+		return
+	}
+	if limit := s.MaxConnections; limit > 0 && len(s.mu.conns) >= limit {
+		nc.Close()
+		s.refused(nc, limit)
 		return
 	}
 	if s.mu.conns == nil {
@@ -164,6 +171,19 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns.Add(1) // under mu, so never after Shutdown began to Wait
 	s.stats.open.Add(1)
 	go c.serve()
+}
+
+// refused counts a connection closed for want of room, and logs it at most once a
+// second: a flood of connections must not turn into a flood of log lines.
+func (s *Server) refused(nc net.Conn, limit int) {
+	n := s.stats.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := s.refusal.Load()
+	if now-last < int64(time.Second) || !s.refusal.CompareAndSwap(last, now) {
+		return
+	}
+	s.logger().Warn("wire: refusing connections: the server serves as many as it may (max connections)",
+		"remote", nc.RemoteAddr().String(), "max_connections", limit, "refused_total", n)
 }
 
 // forgetConn is called by a connection once it is closed.
