@@ -21,8 +21,11 @@ const defaultDialTimeout = 10 * time.Second
 
 // writeTimeout bounds the writing of one request: a server that takes none of it for
 // that long is stuck, and the connection is broken so that a Pool dials another. It is
-// what a Server allows a request to take to arrive (DefaultRequestReadTimeout).
-const writeTimeout = DefaultRequestReadTimeout
+// as long as a Server waits for a peer to take an answer (DefaultIdleTimeout), not as
+// short as it waits for a request to arrive: a server busy with as many long polls as
+// it reads ahead stops reading, by design, for as long as the polls wait. Callers never
+// wait that long: they leave the line when their context ends.
+const writeTimeout = DefaultIdleTimeout
 
 // ClientOptions configure a Client or a Pool's clients.
 type ClientOptions struct {
