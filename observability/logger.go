@@ -16,10 +16,27 @@ const (
 	SpanIDKey  = "span_id"
 )
 
+// Log attribute keys that name the client of the request a log line is about.
+const (
+	ClientIDKey   = "client_id"
+	ClientAddrKey = "client_addr"
+)
+
+type clientKey struct{}
+
+// withClient marks ctx as serving a request of o's client, for log lines.
+func withClient(ctx context.Context, o RequestOrigin) context.Context {
+	if o.ClientID == "" && o.ClientAddr == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, clientKey{}, o)
+}
+
 // NewLogger builds the process logger: format "text" or "json", to w, at level. Its
 // handler adds trace_id and span_id attributes when the record's context carries a valid
-// span, so `logger.InfoContext(ctx, ...)` in a request handler is correlated with its
-// trace. An unknown format is an error.
+// span, and client_id and client_addr when it serves a request (ObserveRequestFrom), so
+// `logger.InfoContext(ctx, ...)` in a request handler is correlated with its trace and
+// names the real client. An unknown format is an error.
 func NewLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
@@ -39,7 +56,8 @@ func DiscardLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// traceHandler adds the span of a record's context to the record.
+// traceHandler adds the span of a record's context, and the client it serves, to the
+// record.
 //
 // Attributes added to a record land inside whatever groups the logger has opened, and a
 // backend looks for trace_id at the top level. So while no group is open the handler adds
@@ -58,19 +76,32 @@ func (h *traceHandler) Enabled(ctx context.Context, level slog.Level) bool {
 }
 
 func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
+	ids := contextAttrs(ctx)
+	if len(ids) == 0 {
 		return h.inner.Handle(ctx, r)
-	}
-	ids := []slog.Attr{
-		slog.String(TraceIDKey, sc.TraceID().String()),
-		slog.String(SpanIDKey, sc.SpanID().String()),
 	}
 	if !h.group {
 		r.AddAttrs(ids...)
 		return h.inner.Handle(ctx, r)
 	}
 	return h.rebuild(h.base.WithAttrs(ids)).Handle(ctx, r)
+}
+
+// contextAttrs are what a record's context tells of it: its span and its client.
+func contextAttrs(ctx context.Context) []slog.Attr {
+	var attrs []slog.Attr
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		attrs = append(attrs, slog.String(TraceIDKey, sc.TraceID().String()), slog.String(SpanIDKey, sc.SpanID().String()))
+	}
+	if o, ok := ctx.Value(clientKey{}).(RequestOrigin); ok {
+		if o.ClientID != "" {
+			attrs = append(attrs, slog.String(ClientIDKey, o.ClientID))
+		}
+		if o.ClientAddr != "" {
+			attrs = append(attrs, slog.String(ClientAddrKey, o.ClientAddr))
+		}
+	}
+	return attrs
 }
 
 func (h *traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

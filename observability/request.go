@@ -3,12 +3,15 @@ package observability
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -19,7 +22,19 @@ const (
 	APIVersionAttr    = "kafka.api.version"
 	RequestBytesAttr  = "kafka.request.bytes"
 	ResponseBytesAttr = "kafka.response.bytes"
+	// The client a request comes from, as OpenTelemetry's semantic conventions name it.
+	ClientIDAttr   = "messaging.client.id"
+	ClientAddrAttr = "client.address"
+	ClientPortAttr = "client.port"
 )
+
+// RequestOrigin is the client a request comes from: the one on the connection, or the
+// real client behind a proxy. cmd/strait fills it from internal/wire's Origin.
+type RequestOrigin struct {
+	ClientID    string
+	ClientAddr  string // host:port
+	TraceParent string // W3C traceparent of the caller's span; "" when there is none
+}
 
 // Metric label keys. They are short because they are Prometheus labels first.
 const (
@@ -81,21 +96,72 @@ func newRequestInstruments(m metric.Meter) (requestInstruments, error) {
 // The api label is kmsg.NameForKey, which is "Unknown" for any key it does not know, so a
 // client sending made-up keys cannot grow the number of series.
 func (t *Telemetry) ObserveRequest(tier string) func(ctx context.Context, key, version int16) (context.Context, func(bytesIn, bytesOut int, err error)) {
+	observe := t.ObserveRequestFrom(tier)
+	return func(ctx context.Context, key, version int16) (context.Context, func(int, int, error)) {
+		return observe(ctx, key, version, RequestOrigin{})
+	}
+}
+
+// ObserveRequestFrom is ObserveRequest for requests whose origin is known. The span is
+// a child of the origin's traceparent (unless ctx carries a span already) and names the
+// client's id and address, which log lines written with the returned context carry
+// too. No metric is labelled by client: clients choose their ids, and each would make
+// new series.
+func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(bytesIn, bytesOut int, err error)) {
 	tracer := t.Tracer(instrumentationName)
 	tierOnly := metric.WithAttributeSet(attribute.NewSet(attribute.String(tierLabel, tier)))
-	return func(ctx context.Context, key, version int16) (context.Context, func(int, int, error)) {
+	return func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(int, int, error)) {
 		r := &observedRequest{inst: &t.requests, tier: tier, tierOnly: tierOnly, start: time.Now()}
 		r.api = kmsg.NameForKey(key)
-		r.ctx, r.span = tracer.Start(ctx, r.api+" "+tier,
-			trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(
-				attribute.Int(APIKeyAttr, int(key)),
-				attribute.String(APINameAttr, r.api),
-				attribute.Int(APIVersionAttr, int(version)),
-				attribute.String(TierAttr, tier),
-			))
+		attrs := append([]attribute.KeyValue{
+			attribute.Int(APIKeyAttr, int(key)),
+			attribute.String(APINameAttr, r.api),
+			attribute.Int(APIVersionAttr, int(version)),
+			attribute.String(TierAttr, tier),
+		}, clientAttributes(origin)...)
+		r.ctx, r.span = tracer.Start(withRemoteParent(ctx, origin.TraceParent), r.api+" "+tier,
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		r.ctx = withClient(r.ctx, origin)
 		return r.ctx, r.finish
 	}
+}
+
+// clientAttributes name the client of a request on its span.
+func clientAttributes(o RequestOrigin) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	if o.ClientID != "" {
+		attrs = append(attrs, attribute.String(ClientIDAttr, o.ClientID))
+	}
+	if host, port, err := net.SplitHostPort(o.ClientAddr); err == nil {
+		attrs = append(attrs, attribute.String(ClientAddrAttr, host))
+		if p, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, attribute.Int(ClientPortAttr, p))
+		}
+	} else if o.ClientAddr != "" {
+		attrs = append(attrs, attribute.String(ClientAddrAttr, o.ClientAddr))
+	}
+	return attrs
+}
+
+// traceContext reads and writes W3C traceparent headers.
+var traceContext propagation.TraceContext
+
+// withRemoteParent makes the span of traceParent, from another process, the parent of
+// the spans started from ctx, unless ctx has a span of its own or traceParent is not
+// valid.
+func withRemoteParent(ctx context.Context, traceParent string) context.Context {
+	if traceParent == "" || trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	return traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": traceParent})
+}
+
+// TraceParent returns the W3C traceparent of the span ctx carries, "" if it carries
+// none: what a request sent on from within it names as its parent.
+func TraceParent(ctx context.Context) string {
+	carrier := propagation.MapCarrier{}
+	traceContext.Inject(ctx, carrier)
+	return carrier.Get("traceparent")
 }
 
 // observedRequest is one request between ObserveRequest's hook and its finish func.

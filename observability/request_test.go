@@ -3,6 +3,7 @@ package observability
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 
@@ -215,5 +216,56 @@ func TestObserveRequestUnknownKeyIsOneSeries(t *testing.T) {
 func TestNewRejectsUnknownTier(t *testing.T) {
 	if _, err := New(Config{Tier: "broker"}); err == nil {
 		t.Error("New accepted tier \"broker\"")
+	}
+}
+
+// A request forwarded from another process continues that process's trace: its span is
+// a child of the origin's traceparent, names the real client, hands its own
+// traceparent on, and log lines written under it name the client too.
+func TestObserveRequestFromOrigin(t *testing.T) {
+	tel, rec := newRecordedTelemetry(t, Config{Tier: "node"})
+	upstreamCtx, upstream := tel.Tracer("proxy").Start(context.Background(), "Fetch proxy")
+	upstream.End()
+	origin := RequestOrigin{ClientID: "consumer-1", ClientAddr: "192.0.2.7:51000", TraceParent: TraceParent(upstreamCtx)}
+	if origin.TraceParent == "" {
+		t.Fatal("no traceparent for a valid span")
+	}
+
+	ctx, done := tel.ObserveRequestFrom("node")(context.Background(), 1, 12, origin)
+	line := logJSON(t, func(l *slog.Logger) { l.InfoContext(ctx, "serving") })
+	forwarded := TraceParent(ctx)
+	done(10, 20, nil)
+
+	span := rec.Ended()[len(rec.Ended())-1]
+	if span.Parent().SpanID() != upstream.SpanContext().SpanID() || span.SpanContext().TraceID() != upstream.SpanContext().TraceID() {
+		t.Errorf("span %v has parent %v, want a child of %v", span.SpanContext(), span.Parent(), upstream.SpanContext())
+	}
+	if !span.Parent().IsRemote() {
+		t.Error("the parent from another process is not marked remote")
+	}
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, kv := range span.Attributes() {
+		attrs[kv.Key] = kv.Value
+	}
+	if attrs[ClientIDAttr].AsString() != "consumer-1" || attrs[ClientAddrAttr].AsString() != "192.0.2.7" || attrs[ClientPortAttr].AsInt64() != 51000 {
+		t.Errorf("span attributes %v do not name the client", span.Attributes())
+	}
+	if want := "00-" + span.SpanContext().TraceID().String() + "-" + span.SpanContext().SpanID().String() + "-01"; forwarded != want {
+		t.Errorf("traceparent handed on %q, want %q", forwarded, want)
+	}
+	if line[ClientIDKey] != "consumer-1" || line[ClientAddrKey] != "192.0.2.7:51000" || line[TraceIDKey] != span.SpanContext().TraceID().String() {
+		t.Errorf("log line %v does not name the client and the trace", line)
+	}
+}
+
+// An origin without a traceparent, or with a broken one, starts a trace of its own.
+func TestObserveRequestFromBadTraceParent(t *testing.T) {
+	tel, rec := newRecordedTelemetry(t, Config{Tier: "node"})
+	for _, tp := range []string{"", "not-a-traceparent"} {
+		_, done := tel.ObserveRequestFrom("node")(context.Background(), 1, 12, RequestOrigin{ClientID: "c", TraceParent: tp})
+		done(1, 1, nil)
+		if span := rec.Ended()[len(rec.Ended())-1]; span.Parent().IsValid() {
+			t.Errorf("traceparent %q: span has parent %v", tp, span.Parent())
+		}
 	}
 }

@@ -19,14 +19,12 @@ import (
 )
 
 func (p *Proxy) joinGroup(ctx context.Context, wr *wire.Request, req *kmsg.JoinGroupRequest) (kmsg.Response, error) {
-	host := ""
-	if wr.RemoteAddr != nil {
-		host, _, _ = net.SplitHostPort(wr.RemoteAddr.String())
-	}
+	// The real client: a request another proxy forwarded names it in its origin.
+	host, _, _ := net.SplitHostPort(wr.Origin.ClientAddr)
 	return p.serveGroup(ctx, wr, oneGroup{
 		req: req, group: req.Group,
 		local: func(ctx context.Context, c *coordinator.Coordinator) kmsg.Response {
-			return c.JoinGroup(ctx, req, wr.Header.ClientID, "/"+host)
+			return c.JoinGroup(ctx, req, wr.Origin.ClientID, "/"+host)
 		},
 		codeOf: func(r kmsg.Response) int16 { return r.(*kmsg.JoinGroupResponse).ErrorCode },
 		failed: func(code int16) kmsg.Response {

@@ -37,6 +37,9 @@ type fakeNode struct {
 const hangUp = -100
 
 func (n *fakeNode) serve(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+	if _, ok := req.Body.(*kmsg.ApiVersionsRequest); ok { // the internal handshake
+		return req.Body.ResponseKind(), nil
+	}
 	produce, ok := req.Body.(*kmsg.ProduceRequest)
 	if !ok {
 		return nil, errors.New("fake node: only produce")

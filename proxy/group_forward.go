@@ -63,10 +63,10 @@ func (groupRouter) stale(code int16) bool {
 	return false
 }
 
-// relayed reports whether a request came from another proxy, over Strait's own
-// connections, and so must not be forwarded again.
+// relayed reports whether a request came from another Strait process, over an
+// internal connection, and so must not be forwarded again.
 func relayed(wr *wire.Request) bool {
-	return wr != nil && wr.Header.ClientID == wire.OutOfOrderClientID
+	return wr != nil && wr.Internal
 }
 
 // groupDeadline is how long a group request may take, retries included: a JoinGroup

@@ -32,6 +32,9 @@ type Config struct {
 	Rack             string
 	AutoCreateTopics bool // create unknown topics on Metadata and Produce (auto.create.topics.enable)
 	Mode             Mode // forward (the default), sidecar or redirect
+	// Upstream sizes the pool of connections to nodes: connections per node (default 2)
+	// and how long one may idle. The proxy sets the client options itself.
+	Upstream wire.PoolOptions
 }
 
 // Proxy answers Kafka requests; it implements wire.Handler.
@@ -54,8 +57,10 @@ type Proxy struct {
 	closed      chan struct{}
 }
 
-// New returns a proxy that forwards to nodes through a pool of out-of-order
-// connections, so a long-polling fetch never holds up a produce behind it.
+// New returns a proxy that forwards to nodes through a pool of a few internal
+// connections per node, shared by all its clients: answered out of order, so a
+// long-polling fetch never holds up a produce behind it, and carrying each request's
+// origin, so nodes see the real client.
 func New(cfg Config, view View, store routing.Store, controller *routing.Controller, logger *slog.Logger) (*Proxy, error) {
 	host, portText, err := net.SplitHostPort(cfg.AdvertisedAddr)
 	if err != nil {
@@ -75,7 +80,7 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 		view:        view,
 		controller:  controller,
 		producerIDs: newProducerIDs(store),
-		nodes:       wire.NewPool(wire.ClientOptions{ClientID: "strait-proxy", OutOfOrder: true, Logger: logger}),
+		nodes:       wire.NewPool(upstreamOptions(cfg.Upstream, logger)),
 		store:       store,
 		logger:      logger,
 		handlers:    handlerTable(),
@@ -86,6 +91,17 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 	p.readMembers()
 	go p.watchMembers()
 	return p, nil
+}
+
+// upstreamOptions completes the pool options of cfg.Upstream with the proxy's own.
+func upstreamOptions(opts wire.PoolOptions, logger *slog.Logger) wire.PoolOptions {
+	opts.ClientID, opts.Internal, opts.Logger = "strait-proxy", true, logger
+	return opts
+}
+
+// UpstreamStats reports the proxy's connections to nodes.
+func (p *Proxy) UpstreamStats() wire.PoolStats {
+	return p.nodes.Stats()
 }
 
 // ServeKafka implements wire.Handler.

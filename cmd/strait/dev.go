@@ -33,6 +33,7 @@ type devConfig struct {
 	AutoCreateTopics     bool
 	DefaultPartitions    int
 	Limits               listenerLimits
+	UpstreamConns        int
 	OffsetsPartitions    int           // offsets.topic.num.partitions
 	InitialRebalance     time.Duration // group.initial.rebalance.delay.ms
 	RetentionCheck       time.Duration // log.retention.check.interval.ms
@@ -58,6 +59,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first use (auto.create.topics.enable)")
 	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
 	c.Limits.flags(fs)
+	upstreamFlag(fs, &c.UpstreamConns)
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 10, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention.ms and retention.bytes (log.retention.check.interval.ms)")
@@ -103,6 +105,9 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--default-replication-factor must be at least 1, --leader-imbalance-check-interval and --replica-lag-time-max positive")
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := validateUpstream(c.UpstreamConns); err != nil {
 		return err
 	}
 	c.ReplicationFactor = min(c.ReplicationFactor, c.Nodes) // as many replicas as dev has nodes
@@ -227,6 +232,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		Listener:             ln,
 		Advertise:            cfg.Advertise,
 		Limits:               cfg.Limits.forListener(d.budget),
+		UpstreamConns:        cfg.UpstreamConns,
 		AutoCreateTopics:     cfg.AutoCreateTopics,
 		DefaultPartitions:    cfg.DefaultPartitions,
 		OffsetsPartitions:    cfg.OffsetsPartitions,

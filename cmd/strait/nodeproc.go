@@ -91,7 +91,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		Logger:   n.logger,
 		Limits:   opts.Limits,
 		Versions: srv.APIs().Versions,
-		Observe:  tel.ObserveRequest("node"),
+		Observe:  observeRequests(tel, "node"),
 		ZeroCopy: opts.ZeroCopy,
 	}
 	if err := observeListener(tel, "node", "node-"+strconv.Itoa(int(opts.ID)), n.wire); err != nil {

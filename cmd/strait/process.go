@@ -122,9 +122,10 @@ func listenAndAdvertise(listen, advertise string) (net.Listener, string, error) 
 }
 
 // listenerLimits bound what clients can make a process's Kafka listeners hold, and for
-// how long; dev, proxy and node take the same flags. Limits on the number of connections
-// and on requests in flight per connection belong here too.
+// how long; dev, proxy and node take the same flags.
 type listenerLimits struct {
+	MaxConnections     int           // max.connections, per listener; 0: none
+	MaxInFlight        int           // requests read ahead per client connection
 	MaxRequestBytes    int           // socket.request.max.bytes
 	IdleTimeout        time.Duration // connections.max.idle.ms
 	RequestReadTimeout time.Duration
@@ -133,6 +134,8 @@ type listenerLimits struct {
 }
 
 func (l *listenerLimits) flags(fs *flag.FlagSet) {
+	fs.IntVar(&l.MaxConnections, "max-connections", 0, "connections each Kafka listener serves at once; past it a new connection is closed as soon as it is accepted (max.connections). Connections from other Strait processes count too. 0: no limit but the file descriptor limit")
+	fs.IntVar(&l.MaxInFlight, "max-inflight-requests-per-connection", wire.DefaultMaxInFlight, "requests read ahead on one client connection before it is no longer read; they are still handled one at a time, in order. Connections between Strait processes take up to 1024")
 	fs.IntVar(&l.MaxRequestBytes, "max-request-bytes", wire.DefaultMaxRequestBytes, "largest request accepted; larger ones close the connection (socket.request.max.bytes). Requests other than Produce, and a Produce's bytes besides its records, are held to 1 MiB")
 	fs.DurationVar(&l.IdleTimeout, "connections-max-idle", wire.DefaultIdleTimeout, "close a connection that has nothing in flight and sent nothing for this long, or whose client took nothing of an answer for this long (connections.max.idle.ms)")
 	fs.DurationVar(&l.RequestReadTimeout, "request-read-timeout", wire.DefaultRequestReadTimeout, "close a connection whose client started a request and did not finish sending it within this long")
@@ -142,6 +145,10 @@ func (l *listenerLimits) flags(fs *flag.FlagSet) {
 
 func (l *listenerLimits) validate() error {
 	switch {
+	case l.MaxConnections < 0:
+		return fmt.Errorf("--max-connections %d: must not be negative (0: no limit)", l.MaxConnections)
+	case l.MaxInFlight < 1 || l.MaxInFlight > wire.DefaultMaxInFlightInternal:
+		return fmt.Errorf("--max-inflight-requests-per-connection %d: must be between 1 and %d", l.MaxInFlight, wire.DefaultMaxInFlightInternal)
 	case l.MaxRequestBytes < 1024 || l.MaxRequestBytes > math.MaxInt32:
 		return fmt.Errorf("--max-request-bytes %d: must be between 1024 and %d", l.MaxRequestBytes, math.MaxInt32)
 	case l.IdleTimeout <= 0:
@@ -160,6 +167,8 @@ func (l *listenerLimits) validate() error {
 // listeners share.
 func (l *listenerLimits) forListener(budget *wire.MemoryBudget) wire.Limits {
 	return wire.Limits{
+		MaxConnections:     l.MaxConnections,
+		MaxInFlight:        l.MaxInFlight,
 		MaxRequestBytes:    int32(l.MaxRequestBytes),
 		MaxInFlightBytes:   l.MaxInFlightBytes,
 		RequestReadTimeout: l.RequestReadTimeout,
@@ -182,13 +191,59 @@ func observeListener(tel *observability.Telemetry, tier, name string, s *wire.Se
 	return tel.ObserveListener(tier, name, func() observability.ListenerStats {
 		st := s.Stats()
 		return observability.ListenerStats{
-			OpenConnections:    st.OpenConnections,
-			HeldBytes:          st.HeldBytes,
-			ReadPauses:         st.ReadPauses,
-			ClosedIdle:         st.ClosedIdle,
-			ClosedReadTimeout:  st.ClosedReadTimeout,
-			ClosedWriteTimeout: st.ClosedWriteTimeout,
-			ClosedBadRequest:   st.ClosedBadRequest,
+			OpenConnections:        st.OpenConnections,
+			HeldBytes:              st.HeldBytes,
+			InFlightRequests:       st.InFlightRequests,
+			PausedInFlightRequests: st.PausedInFlightRequests,
+			PausedInFlightBytes:    st.PausedInFlightBytes,
+			PausedMemoryBudget:     st.PausedMemoryBudget,
+			ClosedIdle:             st.ClosedIdle,
+			ClosedReadTimeout:      st.ClosedReadTimeout,
+			ClosedWriteTimeout:     st.ClosedWriteTimeout,
+			ClosedBadRequest:       st.ClosedBadRequest,
+			ClosedMaxConnections:   st.RefusedConnections,
 		}
+	})
+}
+
+// observeRequests is a Kafka listener's Observe hook. Each request is observed as coming
+// from its origin (the real client, behind a proxy), and its handler's context carries
+// that origin on with the request's own span as traceparent, so that what it forwards
+// continues the trace.
+func observeRequests(tel *observability.Telemetry, tier string) func(context.Context, int16, int16) (context.Context, func(int, int, error)) {
+	observe := tel.ObserveRequestFrom(tier)
+	return func(ctx context.Context, key, version int16) (context.Context, func(int, int, error)) {
+		o, _ := wire.OriginFrom(ctx)
+		ctx, done := observe(ctx, key, version, observability.RequestOrigin{ClientID: o.ClientID, ClientAddr: o.ClientAddr, TraceParent: o.TraceParent})
+		o.TraceParent = observability.TraceParent(ctx)
+		return wire.WithOrigin(ctx, o), done
+	}
+}
+
+// upstreamFlag sets how many connections a proxy keeps to each node, for `strait proxy`
+// and `strait dev`.
+func upstreamFlag(fs *flag.FlagSet, v *int) {
+	fs.IntVar(v, "upstream-connections-per-node", wire.DefaultPoolConns, "connections the proxy keeps to each node, shared by all its clients")
+}
+
+func validateUpstream(conns int) error {
+	if conns < 1 || conns > 64 {
+		return fmt.Errorf("--upstream-connections-per-node %d: must be between 1 and 64", conns)
+	}
+	return nil
+}
+
+// upstreamIdle is how long a proxy's connection to a node may idle: nine tenths of the
+// listeners' idle timeout, as Kafka clients' 9 minutes are of brokers' 10, so that the
+// proxy closes it before a node does (nodes of a cluster take the same flag).
+func upstreamIdle(listenerIdle time.Duration) time.Duration {
+	return listenerIdle * 9 / 10
+}
+
+// observeUpstream reports a proxy's connections to nodes as metrics.
+func observeUpstream(tel *observability.Telemetry, stats func() wire.PoolStats) error {
+	return tel.ObserveUpstream("proxy", func() observability.UpstreamStats {
+		st := stats()
+		return observability.UpstreamStats{Conns: st.Conns, Dials: st.Dials, DialErrors: st.DialErrors}
 	})
 }

@@ -23,6 +23,7 @@ type proxyConfig struct {
 	LogFormat         string
 	LogLevel          string
 	Limits            listenerLimits
+	UpstreamConns     int
 	AutoCreateTopics  bool
 	DefaultPartitions int
 	OffsetsPartitions int
@@ -41,6 +42,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	clusterFlags(fs, &c.Redis, &c.Cluster, &c.Admin, "127.0.0.1:9644", &c.LogFormat, &c.LogLevel)
 	c.Limits.flags(fs)
+	upstreamFlag(fs, &c.UpstreamConns)
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first use (auto.create.topics.enable)")
 	fs.IntVar(&c.DefaultPartitions, "default-partitions", 1, "partitions of a topic created without a count (num.partitions)")
 	fs.IntVar(&c.OffsetsPartitions, "offsets-partitions", 50, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
@@ -71,6 +73,9 @@ func (c *proxyConfig) validate() error {
 		return fmt.Errorf("--max-cluster-partitions %d: must not be negative (0: no cluster-wide limit)", c.MaxClusterPartitions)
 	case c.ReplicationFactor < 1 || c.ImbalanceCheck <= 0:
 		return fmt.Errorf("--default-replication-factor must be at least 1 and --leader-imbalance-check-interval positive")
+	}
+	if err := validateUpstream(c.UpstreamConns); err != nil {
+		return err
 	}
 	return c.Limits.validate()
 }
@@ -119,6 +124,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 	}
 	pp, err := startProxyProcess(c.ctx, proxyOptions{
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, Limits: cfg.Limits.forListener(budget),
+		UpstreamConns:    cfg.UpstreamConns,
 		AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
 		ReplicationFactor: cfg.ReplicationFactor, ImbalanceCheck: cfg.ImbalanceCheck,

@@ -36,6 +36,7 @@ type proxyOptions struct {
 	Listener          net.Listener
 	Advertise         string
 	Limits            wire.Limits
+	UpstreamConns     int // connections to each node
 	AutoCreateTopics  bool
 	DefaultPartitions int
 	OffsetsPartitions int
@@ -86,6 +87,7 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		AutoCreateTopics: opts.AutoCreateTopics,
 		Mode:             opts.Mode,
 		Rack:             opts.Rack,
+		Upstream:         wire.PoolOptions{ConnsPerAddr: opts.UpstreamConns, IdleTimeout: upstreamIdle(opts.Limits.IdleTimeout)},
 	}, cache, store, controller, pp.logger)
 	if err != nil {
 		return nil, err
@@ -109,10 +111,13 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		Logger:   pp.logger,
 		Limits:   opts.Limits,
 		Versions: proxy.APIs().Versions,
-		Observe:  tel.ObserveRequest("proxy"),
+		Observe:  observeRequests(tel, "proxy"),
 	}
 	if err := observeListener(tel, "proxy", "proxy-"+strconv.Itoa(int(pp.opts.ID)), pp.wire); err != nil {
 		pp.logger.Warn("connection metrics are unavailable; serving without them", "err", err)
+	}
+	if err := observeUpstream(tel, p.UpstreamStats); err != nil {
+		pp.logger.Warn("upstream connection metrics are unavailable; serving without them", "err", err)
 	}
 	go serve(pp.wire, opts.Listener, pp.logger)
 	return pp, nil

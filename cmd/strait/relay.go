@@ -58,7 +58,7 @@ type proxyRelay struct {
 
 func newProxyRelay(node int32, store routing.Store, view *routing.Cache, logger *slog.Logger) *proxyRelay {
 	r := &proxyRelay{node: node, store: store, view: view, logger: logger}
-	r.pool = wire.NewPool(wire.ClientOptions{ClientID: "strait-node-" + strconv.Itoa(int(node)) + "-relay", OutOfOrder: true, Logger: logger})
+	r.pool = wire.NewPool(wire.PoolOptions{ClientOptions: wire.ClientOptions{ClientID: "strait-node-" + strconv.Itoa(int(node)) + "-relay", Internal: true, Logger: logger}})
 	r.mu.chosen = -1
 	return r
 }

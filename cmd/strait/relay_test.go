@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -67,6 +66,9 @@ func fakeProxy(t *testing.T, id int32) (string, *atomic.Int32) {
 	t.Helper()
 	var served atomic.Int32
 	srv := &wire.Server{Handler: wire.HandlerFunc(func(_ context.Context, req *wire.Request) (kmsg.Response, error) {
+		if _, ok := req.Body.(*kmsg.ApiVersionsRequest); ok { // the internal handshake
+			return req.Body.ResponseKind(), nil
+		}
 		served.Add(1)
 		resp := req.Body.ResponseKind().(*kmsg.MetadataResponse)
 		resp.ControllerID = id
@@ -139,23 +141,15 @@ func TestProxyRelayMovesOnFromUnreachableProxy(t *testing.T) {
 // proxy; the client hears of the failure and decides.
 func TestProxyRelayDoesNotResendAfterSending(t *testing.T) {
 	c := newRelayCluster(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() { // reads a request, then hangs up without answering
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.ReadFull(conn, make([]byte, 4))
-			conn.Close()
+	// Completes the internal handshake, then reads the request and hangs up.
+	hangUp := serveOn(t, &wire.Server{Handler: wire.HandlerFunc(func(_ context.Context, req *wire.Request) (kmsg.Response, error) {
+		if _, ok := req.Body.(*kmsg.ApiVersionsRequest); ok {
+			return req.Body.ResponseKind(), nil
 		}
-	}()
+		return nil, errors.New("hanging up after reading the request")
+	})})
 	otherAddr, other := fakeProxy(t, 1001)
-	c.addProxy(t, 1000, ln.Addr().String(), true)
+	c.addProxy(t, 1000, hangUp, true)
 	c.addProxy(t, 1001, otherAddr, true)
 
 	if got, err := relayMetadata(c.relay(t)); err == nil {

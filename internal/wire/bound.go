@@ -31,32 +31,35 @@ const produceKey = 0
 const decodeAmplification = 128
 
 // decodeRequest decodes the body of a request whose header h was read from payload, rest
-// being what follows the header. Before kmsg allocates anything, reserve is asked for what
+// being what follows the header, and returns it with the header's tags (none unless the
+// request is flexible). Before kmsg allocates anything, reserve is asked for what
 // decoding may allocate: decodeAmplification bytes for each byte that is not a record
-// batch. A request with more than maxNonRecord such bytes is refused. Errors from
-// reserve are returned as they are; every other error marks a bad request.
-func decodeRequest(h RequestHeader, payload, rest []byte, versions versionsFunc, maxNonRecord int, reserve func(int64) error) (kmsg.Request, error) {
+// batch, the header's tags included. A request with more than maxNonRecord such bytes is
+// refused. Errors from reserve are returned as they are; every other error marks a bad
+// request.
+func decodeRequest(h RequestHeader, payload, rest []byte, versions versionsFunc, maxNonRecord int, reserve func(int64) error) (kmsg.Request, headerTags, error) {
+	var tags headerTags
 	req, err := requestFor(h, versions)
 	if err != nil {
-		return nil, err
+		return nil, tags, err
 	}
 	if req.IsFlexible() {
-		if rest, err = skipTags(rest); err != nil {
-			return nil, err
+		if tags, rest, err = readHeaderTags(rest); err != nil {
+			return nil, tags, err
 		}
 	}
 	nonRecord := len(payload) - recordBytes(req, rest)
 	if nonRecord > maxNonRecord {
-		return nil, fmt.Errorf("%w: %s v%d of %d bytes, %d of them besides record batches (at most %d)",
+		return nil, tags, fmt.Errorf("%w: %s v%d of %d bytes, %d of them besides record batches (at most %d)",
 			errFrameSize, kmsg.NameForKey(h.Key), h.Version, len(payload), nonRecord, maxNonRecord)
 	}
 	if err := reserve(decodeAmplification * int64(nonRecord)); err != nil {
-		return nil, err
+		return nil, tags, err
 	}
 	if err := req.ReadFrom(rest); err != nil {
-		return nil, fmt.Errorf("%w: %s v%d body: %v", errMalformed, kmsg.NameForKey(h.Key), h.Version, err)
+		return nil, tags, fmt.Errorf("%w: %s v%d body: %v", errMalformed, kmsg.NameForKey(h.Key), h.Version, err)
 	}
-	return req, nil
+	return req, tags, nil
 }
 
 // recordBytes returns how many bytes of body are record batches: none but in a Produce

@@ -43,7 +43,7 @@ func decodeFrame(frame []byte) (req kmsg.Request, reserved int64, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	req, err = decodeRequest(h, payload, rest, clampVersions(nil), DefaultMaxNonRecordBytes, func(n int64) error {
+	req, _, err = decodeRequest(h, payload, rest, clampVersions(nil), DefaultMaxNonRecordBytes, func(n int64) error {
 		reserved += n
 		return nil
 	})

@@ -14,30 +14,27 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// NotSent reports whether a failed Do certainly did not reach the server: it failed
-// before any byte of the request was written (the dial failed, or the connection was
-// already broken). A caller may send such a request again whatever it does; after any
-// other failure the server may have received and applied it.
-func NotSent(err error) bool {
-	var ns notSent
-	return errors.As(err, &ns)
-}
-
-// notSent marks an error returned before the request was written.
-type notSent struct{ err error }
-
-func (e notSent) Error() string { return e.err.Error() }
-func (e notSent) Unwrap() error { return e.err }
-
 // ErrClientClosed is the cause of the errors a Client or Pool returns after Close.
 var ErrClientClosed = errors.New("wire: client closed")
 
 const defaultDialTimeout = 10 * time.Second
 
+// writeTimeout bounds the writing of one request: a server that takes none of it for
+// that long is stuck, and the connection is broken so that a Pool dials another. It is
+// as long as a Server waits for a peer to take an answer (DefaultIdleTimeout), not as
+// short as it waits for a request to arrive: a server busy with as many long polls as
+// it reads ahead stops reading, by design, for as long as the polls wait. Callers never
+// wait that long: they leave the line when their context ends.
+const writeTimeout = DefaultIdleTimeout
+
 // ClientOptions configure a Client or a Pool's clients.
 type ClientOptions struct {
-	ClientID         string        // sent in every request header
-	OutOfOrder       bool          // send OutOfOrderClientID instead of ClientID, match responses by correlation id
+	ClientID string // sent in every request header
+	// Internal opens the connection with the handshake that makes it Strait-internal
+	// (see doc.go): the server answers each request as soon as it is ready and reads
+	// many ahead, and every flexible request carries the Origin of the context given to
+	// Do in its header. For connections between Strait processes only.
+	Internal         bool
 	DialTimeout      time.Duration // 0 = 10s
 	MaxResponseBytes int32         // 0 = DefaultMaxRequestBytes
 	Logger           *slog.Logger
@@ -45,40 +42,49 @@ type ClientOptions struct {
 
 // Client pipelines requests to one address over one TCP connection.
 //
-// Requests are written as they come, by whichever caller holds the write lock, and one
-// reader goroutine hands each response to the call waiting for its correlation id. The
-// caller decodes its own response, so decoding runs in parallel.
+// Requests are written in the order their callers came, by one writer goroutine: a
+// caller waits in line, under its context, and may leave the line before its turn; one
+// that sends a large request delays those behind it by that request only. One reader
+// goroutine hands each response to the call waiting for its correlation id. The caller
+// decodes its own response, so decoding runs in parallel.
 type Client struct {
-	addr   string
-	nc     net.Conn
-	format *kmsg.RequestFormatter
-	log    *slog.Logger
-	maxIn  int32
-	nextID atomic.Int32
-	read   chan struct{} // closed when the reader goroutine has returned
+	addr     string
+	nc       net.Conn
+	clientID string
+	internal bool
+	log      *slog.Logger
+	maxIn    int32
+	nextID   atomic.Int32
+	queue    chan *call    // to the writer, first come first served
+	broken   chan struct{} // closed once the connection fails or closes
+	read     chan struct{} // closed when the reader goroutine has returned
+	written  chan struct{} // closed when the writer goroutine has returned
 
-	// writers counts callers wanting the write lock; the last one flushes, so requests
-	// that arrive together leave in one write.
-	writers atomic.Int32
-	wmu     struct {
-		sync.Mutex
-		bw *bufio.Writer
-	}
 	mu struct {
 		sync.Mutex
 		err     error // set once: the connection is broken or closed
-		pending map[int32]chan reply
+		pending map[int32]*call
 	}
 }
 
-// reply is what the reader hands a waiting call: a response payload or the connection's
-// error.
+// call is one request: in line for the writer, then waiting for its answer.
+type call struct {
+	frame  []byte
+	answer bool       // a response is expected (not a produce with acks=0)
+	sent   bool       // the writer began writing it; under Client.mu
+	reply  chan reply // buffered: whoever replies never blocks
+}
+
+// reply is what a waiting call is handed: a response payload, or why there is none.
 type reply struct {
 	payload []byte
 	err     error
+	notSent bool // err came before any byte of the request was written
 }
 
-// Dial connects to addr. ctx bounds the dial only.
+// Dial connects to addr, and with opts.Internal declares the connection internal and
+// waits for the server's answer. ctx bounds the dial and that handshake only. Its
+// errors satisfy NotSent.
 func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
 	d := net.Dialer{Timeout: opts.DialTimeout}
 	if d.Timeout <= 0 {
@@ -86,64 +92,112 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, notSent{fmt.Errorf("wire: dial %s: %w", addr, err)}
+		return nil, &notSentError{fmt.Errorf("wire: dial %s: %w", addr, err)}
 	}
 	c := newClient(addr, nc, opts)
-	go c.readLoop()
+	if opts.Internal {
+		if err := c.handshake(ctx); err != nil {
+			c.Close()
+			return nil, &notSentError{fmt.Errorf("wire: internal handshake with %s: %w", addr, err)}
+		}
+	}
 	return c, nil
 }
 
+// newClient starts serving calls over nc.
 func newClient(addr string, nc net.Conn, opts ClientOptions) *Client {
-	id := opts.ClientID
-	if opts.OutOfOrder {
-		id = OutOfOrderClientID
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		addr:   addr,
-		nc:     nc,
-		format: kmsg.NewRequestFormatter(kmsg.FormatterClientID(id)),
-		log:    log.With("addr", addr),
-		maxIn:  opts.MaxResponseBytes,
-		read:   make(chan struct{}),
+		addr:     addr,
+		nc:       nc,
+		clientID: opts.ClientID,
+		internal: opts.Internal,
+		log:      log.With("addr", addr),
+		maxIn:    opts.MaxResponseBytes,
+		queue:    make(chan *call),
+		broken:   make(chan struct{}),
+		read:     make(chan struct{}),
+		written:  make(chan struct{}),
 	}
 	if c.maxIn <= 0 {
 		c.maxIn = DefaultMaxRequestBytes
 	}
-	c.wmu.bw = bufio.NewWriter(nc)
-	c.mu.pending = make(map[int32]chan reply)
+	c.mu.pending = make(map[int32]*call)
+	go c.readLoop()
+	go c.writeLoop()
 	return c
+}
+
+// The handshake's ApiVersions: version 3 is the first flexible one, whose header has
+// tags; its client software fields are what KIP-511 checks.
+const (
+	handshakeVersion         = 3
+	handshakeSoftwareName    = "strait-internal"
+	handshakeSoftwareVersion = "1"
+)
+
+// handshake sends the ApiVersions request that declares the connection internal. A
+// server that cannot read it (one that knows no flexible ApiVersions) keeps the
+// connection ordinary: its answers then come in order, which the client, matching
+// them by correlation id, takes as well.
+func (c *Client) handshake(ctx context.Context) error {
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.SetVersion(handshakeVersion)
+	req.ClientSoftwareName, req.ClientSoftwareVersion = handshakeSoftwareName, handshakeSoftwareVersion
+	resp, err := c.do(ctx, req, true)
+	if err != nil {
+		return err
+	}
+	if code := resp.(*kmsg.ApiVersionsResponse).ErrorCode; code != 0 {
+		c.log.Warn("wire: the server refused the internal handshake; its answers come in request order", "error_code", code)
+	}
+	return nil
 }
 
 // Do writes req (its version must already be set by the caller) and waits for the response,
 // decoded into req.ResponseKind() at the same version. For a ProduceRequest with Acks==0 it
-// returns (nil, nil) once written. ctx cancellation abandons the wait (the response is then
-// read and dropped). Errors wrap their cause; after a connection error every pending and
-// future Do fails and Err() is non-nil.
+// returns (nil, nil) once written. ctx bounds the wait in line and for the answer; once
+// the request is written, cancellation abandons the wait (the response is then read and
+// dropped). Errors wrap their cause; after a connection error every pending and future
+// Do fails and Err() is non-nil. NotSent tells the errors returned before any byte of
+// req was written.
+//
+// On an internal connection, a flexible request carries the Origin ctx holds.
 //
 // One exception to "at the same version": an ApiVersions request newer than the server
 // gets the server's version-0 UNSUPPORTED_VERSION answer (KIP-511), so its response has
 // GetVersion() == 0 and ErrorCode 35.
 func (c *Client) Do(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	return c.do(ctx, req, false)
+}
+
+func (c *Client) do(ctx context.Context, req kmsg.Request, declare bool) (kmsg.Response, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("wire: %s to %s: %w", kmsg.NameForKey(req.Key()), c.addr, err)
+		return nil, c.notSent(req, err)
+	}
+	var origin Origin
+	if c.internal {
+		origin, _ = OriginFrom(ctx)
 	}
 	id := c.nextID.Add(1)
-	frame := c.format.AppendRequest(nil, req, id)
-	if !expectsResponse(req) {
-		return nil, c.write(frame)
+	cl := &call{
+		frame:  appendRequest(nil, req, id, c.clientID, declare, origin),
+		answer: expectsResponse(req),
+		reply:  make(chan reply, 1),
 	}
-	wait, err := c.register(id)
-	if err != nil {
-		return nil, err
+	if cl.answer {
+		if err := c.register(id, cl); err != nil {
+			return nil, c.notSent(req, err)
+		}
 	}
-	if err := c.write(frame); err != nil {
-		return nil, err
+	if err := c.enqueue(ctx, cl); err != nil {
+		c.unregister(id)
+		return nil, c.notSent(req, err)
 	}
-	return c.await(ctx, req, wait)
+	return c.await(ctx, req, cl)
 }
 
 // Err returns why the connection is unusable, or nil while it works.
@@ -157,6 +211,7 @@ func (c *Client) Err() error {
 func (c *Client) Close() error {
 	c.fail(ErrClientClosed)
 	<-c.read
+	<-c.written
 	return nil
 }
 
@@ -168,41 +223,47 @@ func expectsResponse(req kmsg.Request) bool {
 
 // register makes room for the response to correlation id id, unless the connection is
 // already broken.
-func (c *Client) register(id int32) (chan reply, error) {
+func (c *Client) register(id int32, cl *call) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.err != nil {
-		return nil, notSent{c.mu.err}
+		return c.mu.err
 	}
-	wait := make(chan reply, 1) // the reader never blocks, even for an abandoned call
-	c.mu.pending[id] = wait
-	return wait, nil
+	c.mu.pending[id] = cl
+	return nil
 }
 
-// write writes one request frame. Callers queue on the write lock; the last in the queue
-// flushes for everyone before it.
-func (c *Client) write(frame []byte) error {
-	c.writers.Add(1)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_, err := c.wmu.bw.Write(frame)
-	if c.writers.Add(-1) == 0 && err == nil {
-		err = c.wmu.bw.Flush()
-	}
-	if err != nil {
-		err = fmt.Errorf("wire: write request to %s: %w", c.addr, err)
-		c.fail(err)
-		return err
-	}
-	return c.Err() // the connection may have broken before this request went out
+func (c *Client) unregister(id int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.mu.pending, id)
 }
 
-// await waits for the response to req and decodes it.
-func (c *Client) await(ctx context.Context, req kmsg.Request, wait chan reply) (kmsg.Response, error) {
+// enqueue waits for the writer to take cl. Callers wait in line: a channel's blocked
+// senders are served in the order they came.
+func (c *Client) enqueue(ctx context.Context, cl *call) error {
 	select {
-	case r := <-wait:
-		if r.err != nil {
-			return nil, r.err
+	case c.queue <- cl:
+		return nil
+	case <-c.broken:
+		return c.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// await waits for the answer to cl, or for it to be written if none is expected, and
+// decodes it.
+func (c *Client) await(ctx context.Context, req kmsg.Request, cl *call) (kmsg.Response, error) {
+	select {
+	case r := <-cl.reply:
+		switch {
+		case r.err != nil && r.notSent:
+			return nil, c.notSent(req, r.err)
+		case r.err != nil:
+			return nil, fmt.Errorf("wire: %s to %s: %w", kmsg.NameForKey(req.Key()), c.addr, r.err)
+		case !cl.answer:
+			return nil, nil
 		}
 		resp, err := decodeResponse(r.payload, req)
 		if err != nil {
@@ -212,6 +273,71 @@ func (c *Client) await(ctx context.Context, req kmsg.Request, wait chan reply) (
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wire: %s to %s: %w", kmsg.NameForKey(req.Key()), c.addr, ctx.Err())
 	}
+}
+
+// writeLoop writes the calls in the order they come, until the connection fails. It
+// flushes only when no call waits, so that requests that arrive together leave in one
+// write.
+func (c *Client) writeLoop() {
+	defer close(c.written)
+	bw := bufio.NewWriter(c.nc)
+	for {
+		cl, ok := c.next(bw)
+		if !ok {
+			return
+		}
+		if !c.markSent(cl) {
+			if !cl.answer { // a call with an answer was told by fail
+				cl.reply <- reply{err: c.Err(), notSent: true}
+			}
+			continue
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := bw.Write(cl.frame)
+		if err != nil {
+			c.fail(fmt.Errorf("wire: write request to %s: %w", c.addr, err))
+		}
+		if !cl.answer {
+			cl.reply <- reply{err: err}
+		}
+	}
+}
+
+// next returns the next call in line, flushing what was written before it waits.
+func (c *Client) next(bw *bufio.Writer) (*call, bool) {
+	select {
+	case cl := <-c.queue:
+		return cl, true
+	case <-c.broken:
+		return nil, false
+	default:
+	}
+	if bw.Buffered() > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := bw.Flush(); err != nil {
+			c.fail(fmt.Errorf("wire: write request to %s: %w", c.addr, err))
+			return nil, false
+		}
+	}
+	select {
+	case cl := <-c.queue:
+		return cl, true
+	case <-c.broken:
+		return nil, false
+	}
+}
+
+// markSent records that the writer is about to write cl, unless the connection failed
+// first. Under the lock fail takes, so fail tells each pending call rightly whether any
+// of its bytes may have left.
+func (c *Client) markSent(cl *call) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.err != nil {
+		return false
+	}
+	cl.sent = true
+	return true
 }
 
 // readLoop hands each response to its call until the connection fails.
@@ -238,18 +364,18 @@ func (c *Client) deliver(payload []byte) error {
 		return err
 	}
 	c.mu.Lock()
-	wait, ok := c.mu.pending[id]
+	cl, ok := c.mu.pending[id]
 	delete(c.mu.pending, id)
 	c.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: unexpected correlation id %d", errMalformed, id)
 	}
-	wait <- reply{payload: payload}
+	cl.reply <- reply{payload: payload}
 	return nil
 }
 
 // fail breaks the connection for good: the first error is kept, the socket closed and
-// every waiting call told.
+// every waiting call told, with whether its request was sent.
 func (c *Client) fail(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -257,12 +383,33 @@ func (c *Client) fail(err error) {
 		return
 	}
 	c.mu.err = err
+	close(c.broken)
 	if !errors.Is(err, ErrClientClosed) {
 		c.log.Debug("wire: client connection broken", "err", err)
 	}
 	c.nc.Close()
-	for id, wait := range c.mu.pending {
-		wait <- reply{err: err}
+	for id, cl := range c.mu.pending {
+		cl.reply <- reply{err: err, notSent: !cl.sent}
 		delete(c.mu.pending, id)
 	}
+}
+
+// notSentError marks a request that failed before any byte of it was written.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// NotSent reports whether err, from Do or Dial of a Client or a Pool, came before any
+// byte of the request was written: a dial or handshake that failed, a connection broken
+// or closed before the request's turn, a context that ended while it waited in line.
+// The server cannot have seen such a request, so it may be sent again whatever it does.
+// When NotSent is false the request may or may not have reached the server.
+func NotSent(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns)
+}
+
+func (c *Client) notSent(req kmsg.Request, err error) error {
+	return &notSentError{fmt.Errorf("wire: %s to %s not sent: %w", kmsg.NameForKey(req.Key()), c.addr, err)}
 }

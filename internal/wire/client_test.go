@@ -33,12 +33,12 @@ func TestClientRoundTrip(t *testing.T) {
 		{"FindCoordinator v4 flexible", func() kmsg.Request { return versioned(kmsg.NewPtrFindCoordinatorRequest(), 4) }, nil},
 		{"ListOffsets v1", func() kmsg.Request { return versioned(kmsg.NewPtrListOffsetsRequest(), 1) }, nil},
 	} {
-		for _, outOfOrder := range []bool{false, true} {
-			c := dial(t, addr, ClientOptions{ClientID: "test", OutOfOrder: outOfOrder})
+		for _, internal := range []bool{false, true} {
+			c := dial(t, addr, ClientOptions{ClientID: "test", Internal: internal})
 			req := tc.req()
 			resp, err := c.Do(t.Context(), req)
 			if err != nil {
-				t.Fatalf("%s (out of order %v): %v", tc.name, outOfOrder, err)
+				t.Fatalf("%s (internal %v): %v", tc.name, internal, err)
 			}
 			if resp.Key() != req.Key() || resp.GetVersion() != req.GetVersion() {
 				t.Fatalf("%s: got key %d v%d", tc.name, resp.Key(), resp.GetVersion())
@@ -80,12 +80,12 @@ func dial(t *testing.T, addr string, opts ClientOptions) *Client {
 	return c
 }
 
-// Concurrent calls on one client get their own answers. Out of order, a fast call is not
-// held up behind a slow one.
+// Concurrent calls on one client get their own answers. On an internal connection, a
+// fast call is not held up behind a slow one.
 func TestClientPipelining(t *testing.T) {
 	addr := startServer(t, &Server{Handler: HandlerFunc(echoHandler)})
 	for _, outOfOrder := range []bool{false, true} {
-		c := dial(t, addr, ClientOptions{OutOfOrder: outOfOrder})
+		c := dial(t, addr, ClientOptions{Internal: outOfOrder})
 		slow := sleepTopic(300 * time.Millisecond)
 		slowDone := make(chan struct{})
 		go func() {
@@ -184,17 +184,19 @@ func TestClientBrokenConnection(t *testing.T) {
 		return echoHandler(ctx, req)
 	}
 	addr := startServer(t, &Server{Handler: HandlerFunc(h)})
-	pool := NewPool(ClientOptions{Logger: testLogger(t)})
+	pool := NewPool(PoolOptions{ClientOptions: ClientOptions{Logger: testLogger(t)}, ConnsPerAddr: 1})
 	defer pool.Close()
 
 	if _, err := pool.Do(t.Context(), addr, metadataRequest(1, "break")); err == nil {
 		t.Fatal("request that breaks the connection succeeded")
 	}
-	c, err := pool.client(t.Context(), addr) // redialed
-	if err != nil {
+	if _, err := pool.Do(t.Context(), addr, metadataRequest(1, "after")); err != nil { // redialed
 		t.Fatal(err)
 	}
-	mustEcho(t, c, "after")
+	if dials := pool.Stats().Dials; dials != 2 {
+		t.Fatalf("%d dials, want 2", dials)
+	}
+	c := dial(t, addr, ClientOptions{})
 
 	if _, err := c.Do(t.Context(), metadataRequest(1, "break")); err == nil {
 		t.Fatal("request that breaks the connection succeeded")
@@ -222,7 +224,7 @@ func TestClientClose(t *testing.T) {
 		t.Fatalf("pending Do got %v, want ErrClientClosed", err)
 	}
 
-	pool := NewPool(ClientOptions{})
+	pool := NewPool(PoolOptions{})
 	pool.Close()
 	if _, err := pool.Do(t.Context(), addr, metadataRequest(1)); !errors.Is(err, ErrClientClosed) {
 		t.Fatalf("Do on a closed pool got %v", err)

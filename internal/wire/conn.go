@@ -23,21 +23,22 @@ var errConnClosed = errors.New("wire: connection closed")
 
 // conn serves one connection with three kinds of goroutine: serve reads and decodes
 // requests, one goroutine per request runs the handler and encodes its answer, and
-// writeLoop writes the answers, putting them back in request order unless the client
-// opted out.
+// writeLoop writes the answers, putting them back in request order unless the
+// connection is internal.
 //
 // On an ordinary connection each handler starts only after the previous request's
 // handler returned, as a Kafka broker handles one request per connection at a time:
 // a client that pipelines two produce requests to one partition relies on that for
-// their order. Reading and decoding still run ahead. Out-of-order connections
-// (Strait's own) run their handlers concurrently.
+// their order. Reading and decoding still run ahead. Internal connections (Strait's
+// own, declared by their first request) run their handlers concurrently and are
+// answered as handlers finish.
 //
-// Read-ahead is bounded by count and by bytes. Each request read takes a token from tokens
-// and the writer gives it back once the answer is written or dropped, so at most
-// MaxInFlight requests are read ahead and results never blocks. The bytes a connection
-// holds (frames as their buffers grow, what decoding may allocate, answers until written)
-// are counted in held and in the memory budget; the reader waits while they are spent,
-// so a client that does not read its answers stops being read.
+// Read-ahead is bounded by count and by bytes. The reader reads a request only while
+// fewer than MaxInFlight (MaxInFlightInternal on an internal connection) are read and not
+// yet answered or dropped. The bytes a connection holds (frames as their buffers grow,
+// what decoding may allocate, answers until written) are counted in held and in the
+// memory budget; the reader waits while they are spent, so a client that does not read
+// its answers stops being read.
 //
 // Two deadlines bound a peer's time: a request's bytes must all arrive within
 // RequestReadTimeout of its first, and a connection with nothing in flight is closed after
@@ -55,7 +56,7 @@ type conn struct {
 
 	ctx     context.Context // cancelled, with the cause, when the connection fails or closes
 	cancel  context.CancelCauseFunc
-	tokens  chan struct{}
+	remote  string // the peer's address
 	results chan *result
 	stop    chan struct{} // closed by drain, to wake a reader waiting for a budget
 
@@ -69,7 +70,7 @@ type conn struct {
 		held    int64         // bytes held in the budgets: reading, in flight, answers
 		reading int64         // of which by the request being read and decoded
 		answers int64         // of which by answers not yet written
-		changed chan struct{} // closed, and replaced, whenever held drops
+		changed chan struct{} // closed, and replaced, whenever held or inFlight drops
 		emptied chan struct{} // closed once the request being read is all that is held
 
 		inFlight      int       // requests read and not yet answered or dropped
@@ -77,10 +78,11 @@ type conn struct {
 		frameDeadline time.Time // when the request being read must be complete
 	}
 
-	// outOfOrder is set, by the reader only, once the client sent OutOfOrderClientID.
-	outOfOrder bool
-	nextSeq    uint64        // position of the next in-order request; reader only
-	lastDone   chan struct{} // closed when the last ordered request's handler returned; reader only
+	// The reader's own.
+	internal bool          // the first request declared the connection internal
+	requests uint64        // requests read so far
+	nextSeq  uint64        // position of the next in-order request
+	lastDone chan struct{} // closed when the last ordered request's handler returned
 }
 
 // result is one request's answer on its way to the writer.
@@ -100,21 +102,24 @@ type result struct {
 	release func()        // from a Spliced answer; called by finish
 }
 
+// newConn prepares nc to be served. Handlers that finish while the writer is busy wait
+// to hand it their answers past the first MaxInFlight, which only internal connections
+// read ahead.
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	n := s.maxInFlight()
+	remote := nc.RemoteAddr().String()
 	return &conn{
 		srv:      s,
 		nc:       nc,
-		log:      s.logger().With("remote", nc.RemoteAddr().String()),
+		log:      s.logger().With("remote", remote),
 		versions: clampVersions(s.Versions),
 		sendfile: s.ZeroCopy && canSendFile(nc),
 		limits:   &s.Limits,
 		budget:   s.memoryBudget(),
 		ctx:      ctx,
 		cancel:   cancel,
-		tokens:   make(chan struct{}, n),
-		results:  make(chan *result, n),
+		remote:   remote,
+		results:  make(chan *result, s.maxInFlight()),
 		stop:     make(chan struct{}),
 	}
 }
@@ -199,21 +204,33 @@ func (c *conn) readLoop() error {
 	return nil
 }
 
-// acquire waits for a read-ahead token, or for the connection to fail.
+// acquire waits until the connection may read one more request ahead, or fails.
 func (c *conn) acquire() error {
-	select {
-	case c.tokens <- struct{}{}:
-		return nil
-	default:
+	limit := c.limits.maxInFlight()
+	if c.internal {
+		limit = c.limits.maxInFlightInternal()
 	}
-	c.srv.stats.readPauses.Add(1)
-	select {
-	case c.tokens <- struct{}{}:
-		return nil
-	case <-c.ctx.Done():
-		return context.Cause(c.ctx)
-	case <-c.stop:
-		return errDraining
+	for paused := false; ; paused = true {
+		c.mu.Lock()
+		room := c.mu.inFlight < limit
+		var changed chan struct{}
+		if !room {
+			changed = c.changedLocked()
+		}
+		c.mu.Unlock()
+		if room {
+			return nil
+		}
+		if !paused {
+			c.srv.stats.pausedRequests.Add(1)
+		}
+		select {
+		case <-changed:
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		case <-c.stop:
+			return errDraining
+		}
 	}
 }
 
@@ -309,10 +326,15 @@ func (c *conn) dispatch(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	ctx, done := c.srv.observe(c.ctx, h)
+	body, tags, err := decodeRequest(h, payload, rest, c.versions, int(c.limits.maxNonRecordBytes()), c.reserve)
+	c.declare(h, tags)
+	origin, originErr := c.origin(h, tags)
+	if err == nil {
+		err = originErr
+	}
+	ctx, done := c.srv.observe(WithOrigin(c.ctx, origin), h)
 	res := &result{corr: h.CorrelationID, bytesIn: 4 + len(payload), done: done}
-	c.order(res, h.ClientID)
-	body, err := decodeRequest(h, payload, rest, c.versions, int(c.limits.maxNonRecordBytes()), c.reserve)
+	c.order(res)
 	switch {
 	case h.Key == apiVersionsKey && errors.Is(err, errUnsupportedVersion):
 		res.reqHeld = c.dispatched()
@@ -323,7 +345,7 @@ func (c *conn) dispatch(payload []byte) error {
 		return err
 	}
 	res.reqHeld = c.dispatched()
-	req := &Request{Header: h, Body: body, RemoteAddr: c.nc.RemoteAddr()}
+	req := &Request{Header: h, Body: body, RemoteAddr: c.nc.RemoteAddr(), Origin: origin, Internal: c.internal}
 	var after <-chan struct{}
 	var handled chan struct{}
 	if res.ordered {
@@ -335,14 +357,32 @@ func (c *conn) dispatch(payload []byte) error {
 	return nil
 }
 
-// order places res among the connection's answers. A connection turns out-of-order for
-// good the first time its client sends OutOfOrderClientID; answers to requests read
-// before then keep their order among themselves.
-func (c *conn) order(res *result, clientID string) {
-	if clientID == OutOfOrderClientID {
-		c.outOfOrder = true
+// declare makes the connection internal if its first request is an ApiVersions that
+// declares it (the handshake, see doc.go). Later declarations are ignored: a connection
+// is internal from its first request or never, so no ordered answer is ever in flight
+// on an internal connection.
+func (c *conn) declare(h RequestHeader, tags headerTags) {
+	if c.requests == 0 && h.Key == apiVersionsKey && tags.internal >= internalProtocol {
+		c.internal = true
+		c.log.Debug("wire: internal connection", "client_id", h.ClientID, "protocol", tags.internal)
 	}
-	if !c.outOfOrder {
+	c.requests++
+}
+
+// origin is who the request comes from: the connection's client, unless an internal
+// connection names another in the request's tags.
+func (c *conn) origin(h RequestHeader, tags headerTags) (Origin, error) {
+	o := Origin{ClientID: h.ClientID, ClientAddr: c.remote}
+	if !c.internal {
+		return o, nil
+	}
+	return tags.origin(o)
+}
+
+// order places res among the connection's answers: in request order unless the
+// connection is internal.
+func (c *conn) order(res *result) {
+	if !c.internal {
 		res.ordered, res.seq = true, c.nextSeq
 		c.nextSeq++
 	}
@@ -552,9 +592,9 @@ func (c *conn) writeErr(err error) error {
 	return fmt.Errorf("wire: write response to %s: %w", c.nc.RemoteAddr(), err)
 }
 
-// finish reports a written or dropped answer, releases its files and bytes, and frees its
-// read-ahead token. The last answer in flight starts the idle deadline if the reader
-// waits for a request.
+// finish reports a written or dropped answer, releases its files and bytes, and lets the
+// reader read one more request ahead. The last answer in flight starts the idle deadline
+// if the reader waits for a request.
 func (c *conn) finish(res *result, bytesOut int, err error) {
 	if res.release != nil {
 		res.release()
@@ -563,11 +603,12 @@ func (c *conn) finish(res *result, bytesOut int, err error) {
 	c.release(res.held, true)
 	c.mu.Lock()
 	c.mu.inFlight--
+	c.srv.stats.inFlight.Add(-1)
+	c.wakeLocked()
 	if c.mu.inFlight == 0 && c.mu.awaiting {
 		c.armReadDeadlineLocked()
 	}
 	c.mu.Unlock()
-	<-c.tokens
 }
 
 // reorder holds ordered answers that are ready before the ones read ahead of them.

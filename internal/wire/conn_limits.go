@@ -24,7 +24,7 @@ func (c *conn) reserve(n int64) error {
 	c.mu.Unlock()
 	waited, err := c.budget.reserve(c.ctx, c.stop, emptied, n, alone)
 	if waited {
-		c.srv.stats.readPauses.Add(1)
+		c.srv.stats.pausedBudget.Add(1)
 	}
 	if err != nil {
 		return err
@@ -53,7 +53,7 @@ func (c *conn) awaitRoom(n int64) error {
 			return nil
 		}
 		if !paused {
-			c.srv.stats.readPauses.Add(1)
+			c.srv.stats.pausedBytes.Add(1)
 		}
 		select {
 		case <-changed:
@@ -90,12 +90,21 @@ func (c *conn) awaitAnswerRoom() error {
 	}
 }
 
-// changedLocked returns the channel closed the next time the connection holds less.
+// changedLocked returns the channel closed the next time the connection holds less, in
+// bytes or in requests.
 func (c *conn) changedLocked() chan struct{} {
 	if c.mu.changed == nil {
 		c.mu.changed = make(chan struct{})
 	}
 	return c.mu.changed
+}
+
+// wakeLocked wakes whoever waits for the connection to hold less.
+func (c *conn) wakeLocked() {
+	if c.mu.changed != nil {
+		close(c.mu.changed)
+		c.mu.changed = nil
+	}
 }
 
 // dispatched hands what the request being read holds over to it, now that it is in
@@ -106,6 +115,7 @@ func (c *conn) dispatched() int64 {
 	n := c.mu.reading
 	c.mu.reading = 0
 	c.mu.inFlight++
+	c.srv.stats.inFlight.Add(1)
 	return n
 }
 
@@ -146,10 +156,7 @@ func (c *conn) releaseLocked(n int64) {
 	c.mu.held -= n
 	c.srv.stats.held.Add(-n)
 	c.budget.release(n)
-	if c.mu.changed != nil {
-		close(c.mu.changed)
-		c.mu.changed = nil
-	}
+	c.wakeLocked()
 	if c.mu.emptied != nil && c.mu.held == c.mu.reading {
 		close(c.mu.emptied)
 		c.mu.emptied = nil

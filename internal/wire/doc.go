@@ -35,10 +35,7 @@
 // A Server answers each connection's requests in the order they arrived (the protocol
 // demands it) and, like a Kafka broker, handles them one at a time, so two pipelined
 // produce requests to one partition are appended in the order sent; it still reads and
-// decodes requests ahead, within Limits. Strait's own Client may opt a connection
-// into out-of-order answers by sending OutOfOrderClientID as its client id: its requests
-// are handled concurrently and answered as they finish, so that a slow request (a
-// long-poll fetch) never holds back a fast one. Ordinary Kafka clients never do.
+// decodes requests ahead, within Limits.
 //
 // Any other malformed input (a negative or oversized frame size, an unknown API key or
 // version, a body that does not decode) is logged and closes that connection only, as
@@ -59,9 +56,44 @@
 //     request, however large, so nothing is wedged;
 //   - a request must arrive in full within RequestReadTimeout of its first byte; a
 //     connection with nothing in flight and nothing sent for IdleTimeout, or whose peer
-//     takes nothing of an answer for that long, is closed.
+//     takes nothing of an answer for that long, is closed;
+//   - past MaxConnections, a new connection is closed as soon as it is accepted.
 //
-// Stats reports the connections, what they hold and why the server closed them.
+// Stats reports the connections, what they hold, why the server paused reading them and
+// why it closed or refused them.
+//
+// # Internal connections
+//
+// Connections between Strait processes are few and busy: a proxy multiplexes all its
+// clients over a few connections per node (Pool). Strait's Client, with
+// ClientOptions.Internal, opens each with a handshake: an ApiVersions v3 request whose
+// header (v2) carries Strait's tag 10000. A Server that reads it as a connection's first
+// request marks the connection internal, for good: it handles its requests concurrently
+// and answers each as soon as it is ready (the Client matches answers by correlation
+// id), so that a long-poll fetch never holds back a produce, and reads up to
+// MaxInFlightInternal requests ahead instead of MaxInFlight (the byte bounds stay). The
+// tag anywhere else is ignored, and an ordinary Kafka client, which never sends it,
+// never sees any of this.
+//
+// On an internal connection each flexible request may carry its Origin, the real client
+// behind the proxy, in more tags; a Server hands it to the handler as Request.Origin
+// (on an ordinary connection, Origin is the connection's own client id and address):
+//
+//	header v2 of an internal request, tags in ascending order:
+//	+-----+---------+-------------+--------------------+-------+-----------------------------+
+//	| key | version | correlation | client id          | count | tag  size  value            |
+//	|     |         |             | "strait-proxy"     | uvar  | uvar uvar  bytes  ...       |
+//	+-----+---------+-------------+--------------------+-------+-----------------------------+
+//
+//	tag    value                                      sent
+//	10000  uvarint 1, the internal protocol version   on the handshake only
+//	10001  the real client's client id                when the context holds an Origin
+//	10002  the client's address, host:port            idem
+//	10003  W3C traceparent of the caller's span       idem, when there is one
+//	10004  reserved: the client's principal           (the security issue)
+//
+// Apache Kafka defines no request header tags, and every Kafka reader skips the ones it
+// does not know. Nothing authenticates these fields yet (see Origin).
 //
 // See example_test.go for a Server and a Client talking to each other.
 package wire

@@ -158,37 +158,6 @@ func requestFor(h RequestHeader, versions versionsFunc) (kmsg.Request, error) {
 	return req, nil
 }
 
-// skipTags skips a tagged-field section: a uvarint count, then per field a uvarint tag, a
-// uvarint size and that many bytes. No header tags are defined yet, so none are kept.
-func skipTags(b []byte) ([]byte, error) {
-	count, b, err := readUvarint(b)
-	if err != nil {
-		return nil, err
-	}
-	for ; count > 0; count-- {
-		var size uint64
-		if _, b, err = readUvarint(b); err != nil {
-			return nil, err
-		}
-		if size, b, err = readUvarint(b); err != nil {
-			return nil, err
-		}
-		if size > uint64(len(b)) {
-			return nil, fmt.Errorf("%w: tagged field of %d bytes with %d left", errMalformed, size, len(b))
-		}
-		b = b[size:]
-	}
-	return b, nil
-}
-
-func readUvarint(b []byte) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, nil, fmt.Errorf("%w: bad uvarint in tagged fields", errMalformed)
-	}
-	return v, b[n:], nil
-}
-
 // appendResponse appends resp as a whole frame answering correlation id corr.
 func appendResponse(dst []byte, corr int32, resp kmsg.Response) ([]byte, error) {
 	start := len(dst)

@@ -98,7 +98,8 @@ func TestDecodeBody(t *testing.T) {
 // decodeBody decodes a request body as the server does, with no limit on what it may
 // allocate.
 func decodeBody(h RequestHeader, rest []byte, versions versionsFunc) (kmsg.Request, error) {
-	return decodeRequest(h, rest, rest, versions, math.MaxInt32, func(int64) error { return nil })
+	req, _, err := decodeRequest(h, rest, rest, versions, math.MaxInt32, func(int64) error { return nil })
+	return req, err
 }
 
 // A served range above kmsg's is cut to what kmsg can decode.

@@ -177,6 +177,18 @@ func (r *rawConn) send(clientID string, corr int32, req kmsg.Request) {
 	r.write(frame)
 }
 
+// declareInternal sends the internal handshake, as a Client with Internal does, and
+// reads its answer.
+func (r *rawConn) declareInternal() {
+	r.t.Helper()
+	req := versioned(kmsg.NewPtrApiVersionsRequest(), handshakeVersion)
+	req.ClientSoftwareName, req.ClientSoftwareVersion = handshakeSoftwareName, handshakeSoftwareVersion
+	r.write(appendRequest(nil, req, 0, "raw", true, Origin{}))
+	if id, _ := r.recv(); id != 0 {
+		r.t.Fatalf("handshake answered with correlation id %d", id)
+	}
+}
+
 func (r *rawConn) write(b []byte) {
 	r.t.Helper()
 	if _, err := r.nc.Write(b); err != nil {

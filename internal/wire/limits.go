@@ -19,16 +19,27 @@ const (
 	// DefaultIdleTimeout is Kafka's connections.max.idle.ms.
 	DefaultIdleTimeout = 10 * time.Minute
 
-	defaultMaxInFlight = 32
+	// DefaultMaxInFlight bounds the requests read ahead on an ordinary connection. A Kafka
+	// client keeps at most max.in.flight.requests.per.connection (5 by default) in flight.
+	DefaultMaxInFlight = 32
+	// DefaultMaxInFlightInternal bounds the requests read ahead on an internal connection,
+	// over which a proxy multiplexes its clients' requests, long polls included: room for
+	// a thousand parked fetches on each of a proxy's connections to a node. The byte
+	// bounds still hold what they hold.
+	DefaultMaxInFlightInternal = 1024
 )
 
 // initialFrameBytes is the buffer a request frame starts with. It doubles as bytes arrive,
 // up to the frame's announced size, so a peer has to send bytes to make a server hold them.
 const initialFrameBytes = 16 << 10
 
-// Limits bound what a peer can make a Server hold, and for how long. Zero fields take
-// their defaults. A later limit on connections belongs here too.
+// Limits bound what peers can make a Server hold, and for how long. Zero fields take
+// their defaults.
 type Limits struct {
+	// MaxConnections bounds the connections served at once; past it a new connection is
+	// closed as soon as it is accepted (Kafka's max.connections). Internal connections
+	// count too. 0 = no limit.
+	MaxConnections int
 	// MaxRequestBytes bounds a request frame, checked against its size prefix (Kafka's
 	// socket.request.max.bytes); 0 = DefaultMaxRequestBytes.
 	MaxRequestBytes int32
@@ -37,8 +48,11 @@ type Limits struct {
 	// Decoding may allocate up to decodeAmplification bytes for each of these, so they
 	// must stay small; record batches are not copied. 0 = DefaultMaxNonRecordBytes.
 	MaxNonRecordBytes int32
-	// MaxInFlight bounds the requests read ahead on one connection; 0 = 32.
-	MaxInFlight int
+	// MaxInFlight bounds the requests read ahead on one ordinary connection (Kafka
+	// clients') and MaxInFlightInternal on one internal connection: requests read and
+	// not yet answered. 0 = DefaultMaxInFlight, DefaultMaxInFlightInternal.
+	MaxInFlight         int
+	MaxInFlightInternal int
 	// MaxInFlightBytes bounds the bytes one connection holds: requests read (with what
 	// decoding them may allocate) and answers not yet written. Past it the connection
 	// is not read until answers drain, except that a connection holding nothing may
@@ -73,9 +87,16 @@ func (l *Limits) maxNonRecordBytes() int32 {
 
 func (l *Limits) maxInFlight() int {
 	if l.MaxInFlight <= 0 {
-		return defaultMaxInFlight
+		return DefaultMaxInFlight
 	}
 	return l.MaxInFlight
+}
+
+func (l *Limits) maxInFlightInternal() int {
+	if l.MaxInFlightInternal <= 0 {
+		return DefaultMaxInFlightInternal
+	}
+	return l.MaxInFlightInternal
 }
 
 func (l *Limits) maxInFlightBytes() int64 {
@@ -116,10 +137,19 @@ type ServerStats struct {
 	// HeldBytes is what the server's connections hold now: request frames read or being
 	// read, what decoding them may allocate, and answers not yet written.
 	HeldBytes int64
-	// ReadPauses counts the times a connection stopped reading because it had
-	// MaxInFlight requests or MaxInFlightBytes in flight, or the process's budget was
-	// spent.
-	ReadPauses int64
+	// InFlightRequests is the requests read and not yet answered, on all connections.
+	InFlightRequests int64
+	// ReadPauses counts the times a connection stopped reading, for any of three
+	// reasons, also counted apart: it had MaxInFlight requests in flight
+	// (PausedInFlightRequests), or MaxInFlightBytes (PausedInFlightBytes), or the
+	// memory budget was spent (PausedMemoryBudget).
+	ReadPauses             int64
+	PausedInFlightRequests int64
+	PausedInFlightBytes    int64
+	PausedMemoryBudget     int64
+	// RefusedConnections counts the connections closed on accept because
+	// MaxConnections were open.
+	RefusedConnections int64
 	// Connections closed by the server: idle, a request not received in time, an answer
 	// not taken in time, a malformed or oversized request.
 	ClosedIdle         int64
@@ -130,20 +160,27 @@ type ServerStats struct {
 
 // serverCounters are the atomics behind ServerStats.
 type serverCounters struct {
-	open, held, readPauses                              atomic.Int64
+	open, held, inFlight, refused                       atomic.Int64
+	pausedRequests, pausedBytes, pausedBudget           atomic.Int64
 	closedIdle, closedRead, closedWrite, closedBadInput atomic.Int64
 }
 
 func (c *serverCounters) snapshot() ServerStats {
-	return ServerStats{
-		OpenConnections:    c.open.Load(),
-		HeldBytes:          c.held.Load(),
-		ReadPauses:         c.readPauses.Load(),
-		ClosedIdle:         c.closedIdle.Load(),
-		ClosedReadTimeout:  c.closedRead.Load(),
-		ClosedWriteTimeout: c.closedWrite.Load(),
-		ClosedBadRequest:   c.closedBadInput.Load(),
+	s := ServerStats{
+		OpenConnections:        c.open.Load(),
+		HeldBytes:              c.held.Load(),
+		InFlightRequests:       c.inFlight.Load(),
+		PausedInFlightRequests: c.pausedRequests.Load(),
+		PausedInFlightBytes:    c.pausedBytes.Load(),
+		PausedMemoryBudget:     c.pausedBudget.Load(),
+		RefusedConnections:     c.refused.Load(),
+		ClosedIdle:             c.closedIdle.Load(),
+		ClosedReadTimeout:      c.closedRead.Load(),
+		ClosedWriteTimeout:     c.closedWrite.Load(),
+		ClosedBadRequest:       c.closedBadInput.Load(),
 	}
+	s.ReadPauses = s.PausedInFlightRequests + s.PausedInFlightBytes + s.PausedMemoryBudget
+	return s
 }
 
 // countClose counts a connection the server closed for cause err.

@@ -1,11 +1,15 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -179,7 +183,7 @@ func TestUnreadAnswersStopReading(t *testing.T) {
 	held, n := s.Stats().HeldBytes, served.Load()
 	// The answers within the connection's budget, the one whose handler started just
 	// under it, and the requests read ahead (each one small frame and its decoding).
-	if limit := int64(perConn + answerBytes + defaultMaxInFlight*initialFrameBytes); held > limit || budget.Used() > limit {
+	if limit := int64(perConn + answerBytes + DefaultMaxInFlight*initialFrameBytes); held > limit || budget.Used() > limit {
 		t.Fatalf("holding %d bytes (budget %d) for unread answers, want at most %d", held, budget.Used(), limit)
 	}
 	if n >= requests {
@@ -376,4 +380,50 @@ func TestMemoryBudget(t *testing.T) {
 	if _, err := none.reserve(ctx, nil, nil, 1<<40, false); err != nil || none.Used() != 0 {
 		t.Fatal("a nil budget limits")
 	}
+}
+
+// Past MaxConnections a new connection is closed at once (Kafka's max.connections),
+// counted, and logged at most once a second; those served are unharmed, and room made
+// by a close is taken again.
+func TestMaxConnections(t *testing.T) {
+	var logged lockedBuffer
+	srv := &Server{Handler: HandlerFunc(echoHandler), Limits: Limits{MaxConnections: 2},
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	addr := startServer(t, srv)
+	first := dial(t, addr, ClientOptions{})
+	second := dial(t, addr, ClientOptions{})
+	mustEcho(t, first, "a")
+	mustEcho(t, second, "b")
+	for range 5 {
+		dialRaw(t, addr).expectClosed()
+	}
+	if s := srv.Stats(); s.RefusedConnections != 5 || s.OpenConnections != 2 {
+		t.Fatalf("refused %d, open %d; want 5 and 2", s.RefusedConnections, s.OpenConnections)
+	}
+	if n := strings.Count(logged.String(), "refusing connections"); n != 1 {
+		t.Fatalf("%d log lines for 5 refusals within a second, want 1:\n%s", n, logged.String())
+	}
+	mustEcho(t, first, "still served")
+
+	second.Close()
+	eventually(t, 5*time.Second, "room for a connection", func() bool { return srv.Stats().OpenConnections == 1 })
+	mustEcho(t, dial(t, addr, ClientOptions{}), "c")
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -7,16 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// OutOfOrderClientID: a client that sends this client id in a request header opts its
-// connection into out-of-order responses (server writes each response as soon as it is ready;
-// the client matches by correlation id). Only Strait's own Client sets it; ordinary Kafka
-// clients never see it offered.
-const OutOfOrderClientID = "strait-internal/out-of-order"
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("wire: server closed")
@@ -33,6 +28,13 @@ type Request struct {
 	Header     RequestHeader
 	Body       kmsg.Request // decoded; Body.GetVersion() == Header.Version
 	RemoteAddr net.Addr
+	// Origin is the client the request comes from: the connection's own, or on an
+	// internal connection the one its header names (see Origin). The handler's context
+	// carries it too.
+	Origin Origin
+	// Internal says the request came over an internal connection: from another
+	// Strait process, which may have forwarded it already.
+	Internal bool
 }
 
 // Handler answers requests.
@@ -62,19 +64,22 @@ type Server struct {
 	// Versions reports the versions the handler serves for an API key (ok=false: unknown key).
 	// nil means: every key kmsg knows, versions 0..kmsg max.
 	Versions func(key int16) (min, max int16, ok bool)
-	// Observe, when set, is called as each request starts (after the header is decoded);
-	// the returned func is called once the response was written (or dropped), with the
-	// frame sizes in and out (0 out for no response) and the handler error, if any.
-	// The returned ctx is passed to the handler (it carries the request's span).
+	// Observe, when set, is called as each request starts (once it is decoded), with a
+	// ctx that carries the request's Origin; the returned func is called once the
+	// response was written (or dropped), with the frame sizes in and out (0 out for no
+	// response) and the handler error, if any. The returned ctx is passed to the handler
+	// (it carries the request's span, and may carry an Origin with the span's
+	// traceparent for what the handler forwards).
 	Observe func(ctx context.Context, key, version int16) (context.Context, func(bytesIn, bytesOut int, err error))
 	// ZeroCopy sends the file ranges of Spliced responses from file to socket with
 	// sendfile, on TCP connections under Linux. Off (or elsewhere), they are copied into
 	// the frame before it is written.
 	ZeroCopy bool
 
-	conns  sync.WaitGroup // one per served connection, so Shutdown can wait for them
-	stats  serverCounters
-	budget struct {
+	conns   sync.WaitGroup // one per served connection, so Shutdown can wait for them
+	stats   serverCounters
+	refusal atomic.Int64 // when a refused connection was last logged, in Unix nanoseconds
+	budget  struct {
 		once sync.Once
 		b    *MemoryBudget // Limits.Budget, or the server's own
 	}
@@ -148,22 +153,40 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// startConn serves nc unless the server closed meanwhile.
+// startConn serves nc unless the server closed meanwhile or serves MaxConnections.
 func (s *Server) startConn(nc net.Conn) {
-	c := newConn(s, nc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.closed {
 		nc.Close()
 		return
 	}
+	if limit := s.MaxConnections; limit > 0 && len(s.mu.conns) >= limit {
+		nc.Close()
+		s.refused(nc, limit)
+		return
+	}
 	if s.mu.conns == nil {
 		s.mu.conns = make(map[*conn]struct{})
 	}
+	c := newConn(s, nc)
 	s.mu.conns[c] = struct{}{}
 	s.conns.Add(1) // under mu, so never after Shutdown began to Wait
 	s.stats.open.Add(1)
 	go c.serve()
+}
+
+// refused counts a connection closed for want of room, and logs it at most once a
+// second: a flood of connections must not turn into a flood of log lines.
+func (s *Server) refused(nc net.Conn, limit int) {
+	n := s.stats.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := s.refusal.Load()
+	if now-last < int64(time.Second) || !s.refusal.CompareAndSwap(last, now) {
+		return
+	}
+	s.logger().Warn("wire: refusing connections: the server serves as many as it may (max connections)",
+		"remote", nc.RemoteAddr().String(), "max_connections", limit, "refused_total", n)
 }
 
 // forgetConn is called by a connection once it is closed.

@@ -107,19 +107,26 @@ func hasKey(av *kmsg.ApiVersionsResponse, key, lo, hi int16) bool {
 }
 
 // The protocol answers in request order per connection: the first request sleeps longest,
-// yet its answer comes first. With OutOfOrderClientID, answers come as they are ready.
+// yet its answer comes first. On an internal connection, answers come as they are ready.
+// The client id that used to switch a connection to out-of-order answers is now an
+// ordinary client id.
 func TestServerResponseOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		clientID string
+		internal bool
 		want     []int32
 	}{
-		{"in order", "ordinary", []int32{1, 2, 3}},
-		{"out of order", OutOfOrderClientID, []int32{3, 2, 1}},
+		{"in order", "ordinary", false, []int32{1, 2, 3}},
+		{"the old out-of-order client id", "strait-internal/out-of-order", false, []int32{1, 2, 3}},
+		{"internal", "ordinary", true, []int32{3, 2, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := startServer(t, &Server{Handler: HandlerFunc(echoHandler)})
 			rc := dialRaw(t, addr)
+			if tc.internal {
+				rc.declareInternal()
+			}
 			delays := []time.Duration{300 * time.Millisecond, 150 * time.Millisecond, 0}
 			for i, d := range delays {
 				rc.send(tc.clientID, int32(i+1), metadataRequest(1, sleepTopic(d)))
@@ -148,18 +155,19 @@ func checkEcho(t *testing.T, payload []byte, topic string) {
 	}
 }
 
-// Read-ahead is bounded: with MaxInFlight 2, no more than 2 handlers run at once however
-// many requests are pipelined on an out-of-order connection; an ordinary connection
+// Read-ahead is bounded: with MaxInFlightInternal 2, no more than 2 handlers run at once
+// however many requests are pipelined on an internal connection; an ordinary connection
 // runs one handler at a time, as a Kafka broker does.
 func TestServerConcurrencyPerConnection(t *testing.T) {
 	for _, tc := range []struct {
-		clientID string
+		name     string
+		internal bool
 		want     int32
 	}{
-		{OutOfOrderClientID, 2},
-		{"ordinary", 1},
+		{"internal", true, 2},
+		{"ordinary", false, 1},
 	} {
-		t.Run(tc.clientID, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			var running, peak atomic.Int32
 			h := func(ctx context.Context, req *Request) (kmsg.Response, error) {
 				n := running.Add(1)
@@ -169,10 +177,14 @@ func TestServerConcurrencyPerConnection(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 				return echoHandler(ctx, req)
 			}
-			addr := startServer(t, &Server{Handler: HandlerFunc(h), Limits: Limits{MaxInFlight: 2}})
+			addr := startServer(t, &Server{Handler: HandlerFunc(h), Limits: Limits{MaxInFlight: 2, MaxInFlightInternal: 2}})
 			rc := dialRaw(t, addr)
+			if tc.internal {
+				rc.declareInternal()
+				peak.Store(0)
+			}
 			for i := range 8 {
-				rc.send(tc.clientID, int32(i), metadataRequest(1, "t"))
+				rc.send("client", int32(i+1), metadataRequest(1, "t"))
 			}
 			got := map[int32]bool{}
 			for range 8 {

@@ -288,7 +288,7 @@ func TestSplicedOrder(t *testing.T) {
 	rel.waitFor(t, 2)
 
 	// Out of order: every answer arrives whole, whatever the order.
-	c, err := Dial(t.Context(), addr, ClientOptions{OutOfOrder: true})
+	c, err := Dial(t.Context(), addr, ClientOptions{Internal: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,6 @@ func TestSplicedPipeFallback(t *testing.T) {
 		}
 	}()
 	c := newClient("pipe", ln.dial(), ClientOptions{})
-	go c.readLoop()
 	defer c.Close()
 
 	before := sendfileBytes.Load()

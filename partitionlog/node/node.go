@@ -152,7 +152,9 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 		s.apis = servedAPIs(cfg.RelayAPIs)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.peers = wire.NewPool(wire.ClientOptions{ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), OutOfOrder: true, Logger: s.logger})
+	s.peers = wire.NewPool(wire.PoolOptions{ClientOptions: wire.ClientOptions{
+		ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), Internal: true, Logger: s.logger,
+	}})
 	s.mu.partitions = make(map[partitionKey]*replica)
 	s.fetchers.byLeader = make(map[int32]*fetcher)
 	return s, nil
