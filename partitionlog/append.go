@@ -15,15 +15,18 @@ type AppendResult struct {
 }
 
 // Append validates every batch in records (a produce request's bytes for one partition: one
-// or more concatenated v2 batches), assigns offsets by rewriting each batch's baseOffset in
-// place, stamps partitionLeaderEpoch = leaderEpoch (both outside the CRC), checks
-// idempotent-producer state, and writes the batches to the active segment, rolling first if
-// they would not fit or the segment is older than SegmentMs. It is all-or-nothing: if any
-// batch fails, nothing is written and records is left unchanged.
+// or more concatenated v2 batches) and every record in them as Kafka's LogValidator does
+// (validate.go; opts says what the request and topic allow), assigns offsets by rewriting
+// each batch's baseOffset in place, stamps partitionLeaderEpoch = leaderEpoch (both outside
+// the CRC), checks idempotent-producer state, and writes the batches to the active segment,
+// rolling first if they would not fit or the segment is older than SegmentMs. It is
+// all-or-nothing: if any batch fails, nothing is written and records is left unchanged.
 //
 // Under MessageTimestampType LogAppendTime each batch's maxTimestamp becomes the append
-// time and attribute bit 3 is set, which changes the CRC: it is recomputed, the one case
-// where the broker rewrites a batch's checksum (Kafka's LogValidator does the same).
+// time and attribute bit 3 is set; under CreateTime maxTimestamp becomes the largest record
+// timestamp when the producer's differs. Either changes the CRC, which is then recomputed:
+// the only cases where the broker rewrites a batch's checksum (Kafka's LogValidator does
+// the same).
 //
 // Batches with producerId >= 0 follow KIP-98: per producer the epoch and the last five
 // batches are kept. A retry of one of those five writes nothing and returns its original
@@ -37,12 +40,15 @@ type AppendResult struct {
 //
 // FlushMessages and FlushMs may make it fsync before returning; otherwise nothing is synced.
 //
-// Errors: ErrCorruptBatch, ErrInvalidRecord, ErrMessageTooLarge, the two producer errors,
-// ErrClosed, or ErrStorage when a write, fsync or roll fails now or failed before (the end
-// offset is then unchanged); all wrapped with the directory.
-func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
+// Errors: ErrCorruptBatch (a batch's length, magic or CRC), a *ValidationError for what is
+// wrong inside a batch (wrapping ErrInvalidRecord, ErrInvalidTimestamp,
+// ErrUnsupportedCompression or ErrTransactionalIDRequired, and naming the records to
+// blame), ErrMessageTooLarge, the two producer errors, ErrClosed, or ErrStorage when a
+// write, fsync or roll fails now or failed before (the end offset is then unchanged); all
+// wrapped with the directory.
+func (l *Log) Append(records []byte, leaderEpoch int32, opts AppendOptions) (AppendResult, error) {
 	cfg := l.config()
-	hs, err := splitBatches(records, cfg.MaxMessageBytes)
+	hs, err := checkProduced(records, cfg, opts)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("partition %s: append: %w", l.dir, err)
 	}
@@ -107,7 +113,9 @@ func assignOffsets(hs []batchHeader, next int64, leaderEpoch int32) {
 }
 
 // stampBatches writes the assigned base offsets and leader epoch into the batch bytes, and
-// with appendTime >= 0 the LogAppendTime stamp, recomputing the CRC (headers too).
+// with appendTime >= 0 the LogAppendTime stamp, else the attributes and maxTimestamp
+// checkProduced settled on when they differ from the producer's, recomputing the CRC
+// (headers too).
 func stampBatches(records []byte, hs []batchHeader, appendTime int64) {
 	pos := int64(0)
 	for i, h := range hs {
@@ -116,6 +124,8 @@ func stampBatches(records []byte, hs []batchHeader, appendTime int64) {
 		putLeaderEpoch(b, h.LeaderEpoch)
 		if appendTime >= 0 {
 			hs[i].Attributes, hs[i].MaxTimestamp, hs[i].CRC = putLogAppendTime(b, appendTime)
+		} else {
+			hs[i].CRC = putTimestamps(b, h.Attributes, h.MaxTimestamp)
 		}
 		pos += h.size()
 	}
@@ -142,9 +152,6 @@ func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last in
 	if err != nil {
 		return l.failWriterLocked("write", err)
 	}
-	if err := active.appendIndexFiles(out); err != nil {
-		return l.failWriterLocked("index write", err)
-	}
 	l.writer.unflushed += last - hs[0].BaseOffset + 1
 	if flushDue(cfg, l.writer.unflushed, now.Sub(l.writer.lastFlush)) {
 		if err := l.flushWriterLocked(active); err != nil {
@@ -166,10 +173,11 @@ func flushDue(cfg Config, unflushed int64, sinceFlush time.Duration) bool {
 		cfg.FlushMs > 0 && sinceFlush >= time.Duration(cfg.FlushMs)*time.Millisecond
 }
 
-// rollWriterLocked finishes the active segment (closing time entry, fsync), writes the high
-// watermark if it changed, and starts a new one at the log end offset. l.writer is held.
+// rollWriterLocked finishes the active segment (closing time entry, index files, fsync),
+// writes the high watermark if it changed, and starts a new one at the log end offset.
+// l.writer is held.
 func (l *Log) rollWriterLocked(old *segment, cfg Config, now time.Time) (*segment, error) {
-	out, err := old.deactivate()
+	out, err := old.deactivate(l.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +185,7 @@ func (l *Log) rollWriterLocked(old *segment, cfg Config, now time.Time) (*segmen
 		return nil, err
 	}
 	base := old.w.next
-	s, err := createSegment(l.fs, l.dir, base, cfg.IndexIntervalBytes)
+	s, err := createSegment(l.fs, l.fileCache, l.dir, base, cfg.IndexIntervalBytes)
 	if err != nil {
 		return nil, err
 	}

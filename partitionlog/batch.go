@@ -141,34 +141,8 @@ func decodeBatch(b []byte) (batchHeader, error) {
 	return h, checkCRC(h, b[:h.size()])
 }
 
-// splitBatches validates a produce request's bytes for one partition (one or more whole
-// batches, nothing else) and returns their headers. Kafka's LogValidator rejects the same
-// things: a torn or bad-CRC batch is corrupt, an offset range that disagrees with the record
-// count is invalid, and a batch above max.message.bytes is too large.
-func splitBatches(records []byte, maxMessageBytes int32) ([]batchHeader, error) {
-	if len(records) == 0 {
-		return nil, fmt.Errorf("%w: no record batches", ErrInvalidRecord)
-	}
-	var hs []batchHeader
-	for pos := 0; pos < len(records); {
-		h, err := decodeBatch(records[pos:])
-		if err != nil {
-			return nil, fmt.Errorf("batch at byte %d: %w", pos, err)
-		}
-		if h.size() > int64(maxMessageBytes) {
-			return nil, fmt.Errorf("%w: batch at byte %d is %d bytes, limit %d", ErrMessageTooLarge, pos, h.size(), maxMessageBytes)
-		}
-		if int64(h.RecordsCount) != int64(h.LastOffsetDelta)+1 {
-			return nil, fmt.Errorf("%w: batch at byte %d has %d records but lastOffsetDelta %d", ErrInvalidRecord, pos, h.RecordsCount, h.LastOffsetDelta)
-		}
-		hs = append(hs, h)
-		pos += int(h.size())
-	}
-	return hs, nil
-}
-
 // splitFollowerBatches validates a replica fetch's bytes for one partition: whole batches
-// as the leader stores them, which splitBatches would partly reject. CRC and framing are
+// as the leader stores them, which checkProduced would partly reject. CRC and framing are
 // checked as usual, but the base offsets are kept, so they must be valid and increase from
 // batch to batch (gaps are allowed: compaction leaves them); a compacted batch may hold
 // fewer records than its offset range, down to none (compact_filter.go keeps such empty
@@ -200,6 +174,18 @@ func splitFollowerBatches(records []byte) ([]batchHeader, error) {
 // putBaseOffset and putLeaderEpoch rewrite fields outside the CRC, so the batch stays valid.
 func putBaseOffset(b []byte, off int64) { binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(off)) }
 func putLeaderEpoch(b []byte, e int32)  { binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(e)) }
+
+// putTimestamps sets a whole batch b's attributes and maxTimestamp, recomputing the CRC
+// only when they changed, and returns the CRC.
+func putTimestamps(b []byte, attrs int16, maxTs int64) uint32 {
+	be := binary.BigEndian
+	if int16(be.Uint16(b[offAttributes:])) != attrs || int64(be.Uint64(b[offMaxTimestamp:])) != maxTs {
+		be.PutUint16(b[offAttributes:], uint16(attrs))
+		be.PutUint64(b[offMaxTimestamp:], uint64(maxTs))
+		be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+	}
+	return be.Uint32(b[offCRC:])
+}
 
 // putLogAppendTime stamps a whole batch b with the broker's time: maxTimestamp = t and the
 // timestamp-type attribute bit set, then recomputes the CRC they are covered by. It returns

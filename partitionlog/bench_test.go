@@ -17,7 +17,7 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf, batch)
-		if _, err := l.Append(buf, 0); err != nil {
+		if _, err := l.Append(buf, 0, AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -30,7 +30,7 @@ func BenchmarkRead(b *testing.B) {
 	batch := makeBatch(b, batchSpec{records: 10, valueSize: 100})
 	all := bytes.Repeat(batch, 1000)
 	for range 50 {
-		if _, err := l.Append(bytes.Clone(all), 0); err != nil {
+		if _, err := l.Append(bytes.Clone(all), 0, AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,7 +61,7 @@ func BenchmarkAppendVsRawWrite(b *testing.B) {
 		for b.Loop() {
 			for range n {
 				copy(buf, batch)
-				if _, err := l.Append(buf, 0); err != nil {
+				if _, err := l.Append(buf, 0, AppendOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -97,7 +97,7 @@ func BenchmarkReadSections(b *testing.B) {
 	batch := makeBatch(b, batchSpec{records: 10, valueSize: 100})
 	all := bytes.Repeat(batch, 1000)
 	for range 50 {
-		if _, err := l.Append(bytes.Clone(all), 0); err != nil {
+		if _, err := l.Append(bytes.Clone(all), 0, AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,12 +1,7 @@
 package partitionlog
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 )
 
@@ -21,22 +16,12 @@ import (
 // a tombstone gets its delete horizon only when its key was in the round's key map.
 const cleanerCheckpointName = "cleaner-offset-checkpoint"
 
-// readCleanerCheckpoint returns the checkpoint, or -1 when there is none.
+// readCleanerCheckpoint returns the checkpoint, or -1 when there is none; an error wraps
+// ErrCorruptCheckpoint when it does not parse, and is an I/O failure otherwise.
 func readCleanerCheckpoint(fs FS, dir string) (int64, error) {
-	b, err := readFSFile(fs, filepath.Join(dir, cleanerCheckpointName))
-	if errors.Is(err, os.ErrNotExist) {
-		return -1, nil
-	}
-	if err != nil {
+	off, found, err := readOffsetFile(fs, dir, cleanerCheckpointName)
+	if err != nil || !found {
 		return -1, err
-	}
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) != 2 || string(bytes.TrimSpace(lines[0])) != "0" {
-		return -1, fmt.Errorf("%s: want version 0 and one offset, got %q", cleanerCheckpointName, b)
-	}
-	off, err := strconv.ParseInt(string(bytes.TrimSpace(lines[1])), 10, 64)
-	if err != nil || off < 0 {
-		return -1, fmt.Errorf("%s: bad offset %q", cleanerCheckpointName, lines[1])
 	}
 	return off, nil
 }

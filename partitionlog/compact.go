@@ -221,10 +221,15 @@ func (l *Log) planCompaction(now time.Time, cc CompactConfig) (*compactPlan, err
 	case failed != nil:
 		return nil, failed
 	}
+	// A corrupt checkpoint only costs work: everything counts as dirty. One that cannot be
+	// read now fails the round, which the cleaner retries.
 	checkpoint, err := readCleanerCheckpoint(l.fs, l.dir)
-	if err != nil {
-		l.logger.Warn("unreadable cleaner checkpoint, cleaning from the log start", "err", err)
+	switch {
+	case errors.Is(err, ErrCorruptCheckpoint):
+		l.logger.Warn("corrupt cleaner checkpoint, cleaning from the log start", "err", err)
 		checkpoint = -1
+	case err != nil:
+		return nil, err
 	}
 	active := segs[len(segs)-1].base
 	if checkpoint < segs[0].base || checkpoint > active {

@@ -32,7 +32,7 @@ func decodeRecords(b []byte, h batchHeader) ([]keyedRecord, error) {
 	recs := b[headerSize:h.size()]
 	if codec := h.Attributes & attrCompressionMask; codec != 0 {
 		var err error
-		if recs, err = decompressRecords(recs, codec); err != nil {
+		if recs, err = decompressAll(codec, recs); err != nil {
 			return nil, fmt.Errorf("%w: batch at offset %d: %w", ErrCorruptBatch, h.BaseOffset, err)
 		}
 	}
@@ -184,26 +184,18 @@ func rebuildBatch(h batchHeader, kept []keyedRecord, setHorizon bool, horizon in
 	return out, nil
 }
 
-// Codecs come from franz-go's kgo, already a dependency of the module (no go.mod change):
-// its decompressor reads all four Kafka codecs, including the xerial-framed snappy that
-// Java producers write, and its compressors write what Kafka brokers accept. Attribute
-// codec numbers equal kgo's CompressionCodecType values (1 gzip, 2 snappy, 3 lz4, 4 zstd).
+// Records are decompressed as Append validated them (codec.go), so the cleaner reads
+// whatever the leader accepted. Compressors come from franz-go's kgo, which writes what
+// Kafka brokers accept; attribute codec numbers equal kgo's CompressionCodecType values
+// (1 gzip, 2 snappy, 3 lz4, 4 zstd).
 var (
-	decompressor = kgo.DefaultDecompressor()
-	compressors  = map[int16]func() (kgo.Compressor, error){
+	compressors = map[int16]func() (kgo.Compressor, error){
 		1: sync.OnceValues(func() (kgo.Compressor, error) { return kgo.DefaultCompressor(kgo.GzipCompression()) }),
 		2: sync.OnceValues(func() (kgo.Compressor, error) { return kgo.DefaultCompressor(kgo.SnappyCompression()) }),
 		3: sync.OnceValues(func() (kgo.Compressor, error) { return kgo.DefaultCompressor(kgo.Lz4Compression()) }),
 		4: sync.OnceValues(func() (kgo.Compressor, error) { return kgo.DefaultCompressor(kgo.ZstdCompression()) }),
 	}
 )
-
-func decompressRecords(b []byte, codec int16) ([]byte, error) {
-	if compressors[codec] == nil {
-		return nil, fmt.Errorf("unknown compression codec %d", codec)
-	}
-	return decompressor.Decompress(b, kgo.CompressionCodecType(codec))
-}
 
 func compressRecords(b []byte, codec int16) ([]byte, error) {
 	get := compressors[codec]

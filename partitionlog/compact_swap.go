@@ -32,7 +32,11 @@ func (l *Log) eachSealedBatch(s *segment, size int64, fn func(b []byte, h batchH
 		return ErrCompactionAborted
 	}
 	defer s.release()
-	br := bufio.NewReaderSize(io.NewSectionReader(s.log, 0, size), 64<<10)
+	f, err := s.openFile()
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10)
 	var buf []byte
 	for pos := int64(0); pos < size; {
 		h, err := readVerified(br, &buf, size-pos)
@@ -194,8 +198,8 @@ func (w *cleanedWriter) finish() error {
 	}
 	c.out = w.ix.finish(c.size)
 	err := errors.Join(
-		writeSynced(w.fs, segmentPath(w.dir, c.base, indexSuffix+cleanedSuffix), encodeIndex(c.out.index)),
-		writeSynced(w.fs, segmentPath(w.dir, c.base, timeIndexSuffix+cleanedSuffix), encodeTimeIndex(c.out.times)),
+		writeSynced(w.fs, segmentPath(w.dir, c.base, indexSuffix+cleanedSuffix), encodeIndex(c.out.index), true),
+		writeSynced(w.fs, segmentPath(w.dir, c.base, timeIndexSuffix+cleanedSuffix), encodeTimeIndex(c.out.times), true),
 		c.f.Sync(),
 	)
 	if err != nil {
@@ -216,8 +220,14 @@ func (a *fileAppender) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func writeSynced(fs FS, path string, b []byte) error {
-	f, err := fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// writeSynced writes a whole file and fsyncs it: a new one with excl, else replacing what
+// is there.
+func writeSynced(fs FS, path string, b []byte, excl bool) error {
+	flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if excl {
+		flag = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	}
+	f, err := fs.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return err
 	}
@@ -270,12 +280,14 @@ func (c *cleanedSet) discard(fs FS, dir string) error {
 	return errors.Join(errs...)
 }
 
-// segments turns the committed output into sealed segments.
-func (c *cleanedSet) segments(fs FS, interval int32) []*segment {
+// segments turns the committed output into sealed segments. Their files stay open, and
+// the cache keeps them so (their paths are still *.swap) until allowEviction.
+func (c *cleanedSet) segments(fs FS, cache *fileCache, dir string, interval int32) []*segment {
 	out := make([]*segment, len(c.segs))
 	for i, cs := range c.segs {
-		s := newSegment(cs.base, cs.f, interval)
-		s.fs = fs
+		s := newSegment(fs, cache, dir, cs.base, interval)
+		s.file.keepOpen = true
+		s.adopt(cs.f)
 		s.size.Store(cs.size)
 		s.index, s.times, s.maxTimestamp = cs.out.index, cs.out.times, cs.out.maxTimestamp
 		s.w.next = cs.next
@@ -295,13 +307,18 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	if err := l.checkPlanWriterLocked(p, run); err != nil {
 		return err
 	}
+	// Open before the swap deletes and replaces the files: readers that took the old
+	// segments keep reading them, never the new files under the same names.
+	if err := retireAll(p.segs); err != nil {
+		return err
+	}
 	if err := out.commit(l.fs, l.dir); err != nil {
 		return err
 	}
 	if err := compactStep("swapped"); err != nil {
 		return err
 	}
-	fresh := out.segments(l.fs, p.cfg.IndexIntervalBytes)
+	fresh := out.segments(l.fs, l.fileCache, l.dir, p.cfg.IndexIntervalBytes)
 	l.mu.Lock()
 	err := l.publishSegmentsLocked(p.segs, fresh, l.mu.start)
 	l.mu.Unlock()
@@ -316,7 +333,13 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	if err := compactStep("published"); err != nil {
 		return err
 	}
-	return completeSwaps(l.fs, l.dir)
+	if err := completeSwaps(l.fs, l.dir); err != nil {
+		return err
+	}
+	for _, s := range fresh {
+		s.allowEviction()
+	}
+	return nil
 }
 
 // checkPlanWriterLocked fails with ErrCompactionAborted unless the planned segments are
@@ -485,9 +508,8 @@ func lastOffsetOfFile(fs FS, path string) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
-	s := &segment{log: f}
 	last := int64(-1)
-	_, err = s.scanHeaders(fi.Size(), func(h batchHeader, _ int64) { last = h.lastOffset() })
+	_, err = scanHeadersAt(f, 0, fi.Size(), func(h batchHeader, _ int64) { last = h.lastOffset() })
 	return last, err
 }
 

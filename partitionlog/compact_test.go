@@ -305,11 +305,11 @@ func TestCompactIdempotentEmptyHeaders(t *testing.T) {
 	}
 	l.Close()
 	l = openLog(t, dir, smallCfg)
-	res, err := l.Append(makeBatch(t, batchSpec{producerID: pid, seq: 7}), 0)
+	res, err := l.Append(makeBatch(t, batchSpec{producerID: pid, seq: 7}), 0, AppendOptions{})
 	if err != nil || !res.Duplicate || res.BaseOffset != bases[7] {
 		t.Fatalf("retry of the last batch after compaction and reopen: %+v %v, want duplicate at %d", res, err, bases[7])
 	}
-	if _, err := l.Append(makeBatch(t, batchSpec{producerID: pid, seq: 8}), 0); err != nil {
+	if _, err := l.Append(makeBatch(t, batchSpec{producerID: pid, seq: 8}), 0, AppendOptions{}); err != nil {
 		t.Fatalf("next sequence: %v", err)
 	}
 }
@@ -323,7 +323,7 @@ func TestCompactConcurrentAppends(t *testing.T) {
 	wg.Go(func() {
 		for i := range n {
 			recs := []kv{{key: fmt.Sprintf("unique-%d", i), value: "u"}, {key: fmt.Sprintf("hot-%d", i%5), value: fmt.Sprint(i)}}
-			if _, err := l.Append(makeKeyedBatch(t, keyedSpec{recs: recs, baseTs: compactT0.UnixMilli()}), 0); err != nil {
+			if _, err := l.Append(makeKeyedBatch(t, keyedSpec{recs: recs, baseTs: compactT0.UnixMilli()}), 0, AppendOptions{}); err != nil {
 				t.Errorf("Append %d: %v", i, err)
 				return
 			}

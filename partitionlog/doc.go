@@ -30,15 +30,29 @@
 // Offsets in the indexes are relative to the segment's base. The active (last) segment
 // takes appends; a segment rolls when the next write would pass SegmentBytes, an index is
 // full, or relative offsets would overflow. Unlike Kafka, index files are neither
-// preallocated nor mmapped: they grow by appends and are held in memory.
+// preallocated nor mmapped: indexes are held in memory, and their files are written whole
+// when a segment is sealed and when the log closes (Open rebuilds the last segment's
+// indexes from its .log anyway).
+//
+// # Descriptors
+//
+// A process may hold tens of thousands of partitions, so open files are bounded per
+// process, not per partition (filecache.go): a segment's .log is opened on first use and
+// closed again when the cache needs the slot and nobody is using it; index files are only
+// open while read or written. An idle partition holds one descriptor at most, none once
+// others need it; a file a reader holds (a zero-copy fetch being sent) stays open.
 //
 // # Guarantees
 //
 // Appends assign dense offsets and are all-or-nothing per call; an idempotent producer's
-// retry is written once (KIP-98). Roll and Close fsync; Sync is there for callers that want
-// more. Open validates the last segment batch by batch and truncates a torn tail, rebuilds
-// indexes that are missing or malformed, finishes interrupted deletions, and rebuilds
-// producer state from batch headers.
+// retry is written once (KIP-98). A producer's batches are read record by record before
+// they are stored, as Kafka's log validator reads them (validate.go), so nothing stored
+// stops a consumer or the cleaner. Roll and Close fsync; Sync is there for callers that
+// want more. Open validates the last segment batch by batch and truncates a torn tail,
+// rebuilds indexes and checkpoints that are missing or malformed, finishes interrupted
+// deletions, and rebuilds producer state from batch headers. A file it cannot read now
+// (EMFILE, EIO) is never taken for a corrupt one: Open fails, and can be retried. Verify
+// checks a partition directory without changing it, for operators (`strait log verify`).
 //
 // # Flushing, and what a crash can lose
 //

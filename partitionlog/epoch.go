@@ -103,17 +103,23 @@ func (c epochCache) encode() []byte {
 	return b.Bytes()
 }
 
-// readEpochCheckpoint loads the checkpoint; found is false when the file does not exist.
+// readEpochCheckpoint loads the checkpoint; found is false when the file does not exist,
+// and an error wraps ErrCorruptCheckpoint when it does not parse (any other error: it
+// cannot be read now).
 func readEpochCheckpoint(fs FS, dir string) (c epochCache, found bool, err error) {
-	b, err := readFSFile(fs, filepath.Join(dir, epochCheckpointName))
+	path := filepath.Join(dir, epochCheckpointName)
+	b, err := readFSFile(fs, path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	c, err = parseEpochCheckpoint(b)
-	return c, true, err
+	if err != nil {
+		return nil, true, fmt.Errorf("%w %s: %w", ErrCorruptCheckpoint, path, err)
+	}
+	return c, true, nil
 }
 
 func parseEpochCheckpoint(b []byte) (epochCache, error) {

@@ -25,7 +25,7 @@ func Example() {
 	}
 	defer l.Close()
 
-	res, err := l.Append(oneRecordBatch("hello"), 0)
+	res, err := l.Append(oneRecordBatch("hello"), 0, partitionlog.AppendOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

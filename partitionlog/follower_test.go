@@ -55,7 +55,10 @@ func leaderWorkload(t testing.TB, l *Log) (retry []byte, lastBase int64) {
 			spec = batchSpec{producerID: 9, control: true, baseTs: int64(1000 + 10*i)}
 		}
 		b := makeBatch(t, spec)
-		res := mustAppend(t, l, bytes.Clone(b), epoch)
+		res, err := l.Append(bytes.Clone(b), epoch, AppendOptions{FromCoordinator: spec.control})
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
 		if spec.producerID == pid {
 			retry, lastBase = b, res.BaseOffset
 			seq += int32(spec.records)
@@ -160,7 +163,7 @@ func TestAppendAsFollowerMirrorsLeader(t *testing.T) {
 	follower.Close()
 	follower = openLog(t, fdir, smallCfg)
 	checkSameLog(t, leader, follower, true)
-	res, err := follower.Append(retry, 5)
+	res, err := follower.Append(retry, 5, AppendOptions{})
 	if err != nil || !res.Duplicate || res.BaseOffset != lastBase {
 		t.Fatalf("retry on the follower turned leader: %+v, %v; want duplicate of %d", res, err, lastBase)
 	}
@@ -282,7 +285,7 @@ func TestAppendAsFollowerValidates(t *testing.T) {
 
 	f := openLog(t, t.TempDir(), Config{MaxMessageBytes: 200})
 	big := makeBatch(t, batchSpec{valueSize: 500})
-	if _, err := f.Append(bytes.Clone(big), 0); !errors.Is(err, ErrMessageTooLarge) {
+	if _, err := f.Append(bytes.Clone(big), 0, AppendOptions{}); !errors.Is(err, ErrMessageTooLarge) {
 		t.Fatalf("Append of a big batch: %v", err)
 	}
 	if last := mustFollow(t, f, big); last != 0 {
@@ -329,7 +332,7 @@ func TestAppendAsFollowerCompacted(t *testing.T) {
 			follower := openLog(t, t.TempDir(), smallCfg)
 			replicate(t, leader, follower, maxBytes, true)
 			checkSameLog(t, leader, follower, false)
-			res, err := follower.Append(makeBatch(t, batchSpec{producerID: pid, seq: 7}), 3)
+			res, err := follower.Append(makeBatch(t, batchSpec{producerID: pid, seq: 7}), 3, AppendOptions{})
 			if err != nil || !res.Duplicate || res.BaseOffset != lastBase {
 				t.Fatalf("retry after compaction and failover: %+v, %v; want duplicate at %d", res, err, lastBase)
 			}

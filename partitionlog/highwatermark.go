@@ -87,12 +87,18 @@ func (l *Log) checkpointHighWatermark(force bool) error {
 }
 
 // loadHighWatermark reads the high-watermark file at Open, clamped to [start, end]: a crash
-// may have lost records below the value written. A missing or unreadable file gives the log
-// start offset.
-func (l *Log) loadHighWatermark() {
+// may have lost records below the value written. A missing file gives the log start
+// offset, and so does a corrupt one: a high watermark too low is safe (consumers wait until
+// the leader, which recomputes it from the ISR, raises it; truncation follows the epochs),
+// while one too high would show uncommitted records. A file that cannot be read now
+// (EMFILE, EIO) fails Open.
+func (l *Log) loadHighWatermark() error {
 	hw, found, err := readOffsetFile(l.fs, l.dir, highWatermarkName)
-	if err != nil {
-		l.logger.Warn("unreadable high-watermark file, starting from the log start offset", "err", err)
+	switch {
+	case errors.Is(err, ErrCorruptCheckpoint):
+		l.logger.Warn("corrupt high-watermark file, starting from the log start offset; it is rewritten at the next update", "err", err)
+	case err != nil:
+		return err
 	}
 	l.hwFile.Lock()
 	defer l.hwFile.Unlock()
@@ -109,6 +115,7 @@ func (l *Log) loadHighWatermark() {
 		l.logger.Warn("high watermark past the recovered log end: lowering it", "high_watermark", hw, "end", l.mu.end)
 	}
 	l.mu.hw = min(max(hw, l.mu.start), l.mu.end)
+	return nil
 }
 
 // writeOffsetFile replaces dir/name with "0\n<offset>\n" (version, offset), atomically.
@@ -120,22 +127,35 @@ func writeOffsetFile(fs FS, dir, name string, offset int64) error {
 	return nil
 }
 
-// readOffsetFile loads a file writeOffsetFile wrote; found is false when there is none.
+// readOffsetFile loads a file writeOffsetFile wrote. It tells three cases apart: found is
+// false when there is none; an error wrapping ErrCorruptCheckpoint when its contents do not
+// parse; any other error when it cannot be read now (EMFILE, EIO), which callers must not
+// take for corruption.
 func readOffsetFile(fs FS, dir, name string) (offset int64, found bool, err error) {
-	b, err := readFSFile(fs, filepath.Join(dir, name))
+	path := filepath.Join(dir, name)
+	b, err := readFSFile(fs, path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("read %s: %w", path, err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2 || strings.TrimSpace(lines[0]) != "0" {
-		return 0, false, fmt.Errorf("%s: want version 0 and one offset, got %q", name, b)
-	}
-	offset, err = strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
-	if err != nil || offset < 0 {
-		return 0, false, fmt.Errorf("%s: bad offset %q", name, lines[1])
+	offset, err = parseOffsetFile(b)
+	if err != nil {
+		return 0, false, fmt.Errorf("%w %s: %w", ErrCorruptCheckpoint, path, err)
 	}
 	return offset, true, nil
+}
+
+// parseOffsetFile parses "0\n<offset>\n".
+func parseOffsetFile(b []byte) (int64, error) {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || strings.TrimSpace(lines[0]) != "0" {
+		return 0, fmt.Errorf("want version 0 and one offset, got %q", b)
+	}
+	offset, err := strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
+	if err != nil || offset < 0 {
+		return 0, fmt.Errorf("bad offset %q", lines[1])
+	}
+	return offset, nil
 }

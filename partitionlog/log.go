@@ -10,15 +10,23 @@ import (
 )
 
 // Sentinel errors. Methods wrap them with the directory and offset; callers match them with
-// errors.Is and map them to Kafka error codes at the edge.
+// errors.Is and map them to Kafka error codes at the edge. Append's refusals of a batch's
+// contents come as a *ValidationError, which also names the records to blame (KIP-467).
 var (
-	ErrCorruptBatch         = errors.New("corrupt record batch")         // CORRUPT_MESSAGE (2)
-	ErrInvalidRecord        = errors.New("invalid record batch")         // INVALID_RECORD (87)
-	ErrMessageTooLarge      = errors.New("record batch too large")       // MESSAGE_TOO_LARGE (10)
-	ErrOffsetOutOfRange     = errors.New("offset out of range")          // OFFSET_OUT_OF_RANGE (1)
-	ErrOutOfOrderSequence   = errors.New("out of order sequence number") // OUT_OF_ORDER_SEQUENCE_NUMBER (45)
-	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")       // INVALID_PRODUCER_EPOCH (47)
-	ErrClosed               = errors.New("partition log closed")
+	ErrCorruptBatch     = errors.New("corrupt record batch")     // CORRUPT_MESSAGE (2)
+	ErrInvalidRecord    = errors.New("invalid record batch")     // INVALID_RECORD (87)
+	ErrInvalidTimestamp = errors.New("invalid record timestamp") // INVALID_TIMESTAMP (32)
+	ErrMessageTooLarge  = errors.New("record batch too large")   // MESSAGE_TOO_LARGE (10)
+	// ErrUnsupportedCompression: a batch's codec is none of Kafka's five (0 to 4).
+	// UNSUPPORTED_COMPRESSION_TYPE (76).
+	ErrUnsupportedCompression = errors.New("unsupported compression codec")
+	// ErrTransactionalIDRequired: transactional batches in a produce request that names no
+	// transactional id, which Kafka answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53).
+	ErrTransactionalIDRequired = errors.New("transactional batch without a transactional id")
+	ErrOffsetOutOfRange        = errors.New("offset out of range")          // OFFSET_OUT_OF_RANGE (1)
+	ErrOutOfOrderSequence      = errors.New("out of order sequence number") // OUT_OF_ORDER_SEQUENCE_NUMBER (45)
+	ErrInvalidProducerEpoch    = errors.New("invalid producer epoch")       // INVALID_PRODUCER_EPOCH (47)
+	ErrClosed                  = errors.New("partition log closed")
 	// ErrOffsetGap says batches copied from the leader do not continue the log at its end
 	// offset (they start above it, or straddle it), or answer a fetch at another offset:
 	// the follower must truncate to the divergence point or refetch from EndOffset.
@@ -29,6 +37,9 @@ var (
 	// ErrNoSections says ReadSections cannot hand out *os.File sections because the log's
 	// FS is not the operating system's; use Read.
 	ErrNoSections = errors.New("partition log has no OS files to hand out")
+	// ErrCorruptCheckpoint marks a checkpoint file whose contents do not parse. Open repairs
+	// the ones it can rebuild and refuses to guess the log start offset (recover.go).
+	ErrCorruptCheckpoint = errors.New("corrupt checkpoint file")
 )
 
 // Config sizes a partition log and sets its retention and flush policy. Zero fields take
@@ -74,6 +85,10 @@ type Config struct {
 	FS FS
 	// Now is the clock for roll, retention, flush and LogAppendTime; nil is time.Now.
 	Now func() time.Time
+
+	// fileCache bounds open segment files; nil is the process's (filecache.go). Tests set
+	// small ones.
+	fileCache *fileCache
 }
 
 // Kafka's names for the two timestamp types.
@@ -116,6 +131,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.fileCache == nil {
+		c.fileCache = defaultFileCache
+	}
 	switch {
 	case c.SegmentBytes < 0 || c.SegmentBytes > math.MaxInt32:
 		return c, fmt.Errorf("partitionlog: SegmentBytes %d out of range [1, %d]", c.SegmentBytes, math.MaxInt32)
@@ -157,12 +175,13 @@ type Hooks struct {
 //
 // Lock order: writer, then files, then hwFile, then mu.
 type Log struct {
-	dir    string
-	fs     FS               // fixed at Open
-	now    func() time.Time // fixed at Open
-	cfg    Config           // written by SetConfig holding writer and mu; read holding either (config)
-	hooks  Hooks
-	logger *slog.Logger
+	dir       string
+	fs        FS               // fixed at Open
+	now       func() time.Time // fixed at Open
+	fileCache *fileCache       // fixed at Open
+	cfg       Config           // written by SetConfig holding writer and mu; read holding either (config)
+	hooks     Hooks
+	logger    *slog.Logger
 
 	// writer serializes the methods that change the log (Append, TruncateTo, Sync,
 	// EnforceRetention, DeleteRecordsBefore, SetConfig, Close) and guards what only they use.
@@ -303,7 +322,7 @@ func (l *Log) config() Config {
 // take effect at the next append, roll or EnforceRetention; existing segments are not
 // rewritten. FS and Now cannot change: they are ignored. Errors: an invalid cfg, ErrClosed.
 func (l *Log) SetConfig(cfg Config) error {
-	cfg.FS, cfg.Now = l.fs, l.now
+	cfg.FS, cfg.Now, cfg.fileCache = l.fs, l.now, l.fileCache
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return err
@@ -332,9 +351,10 @@ func (l *Log) activeSegment() (*segment, error) {
 	return l.mu.segments[len(l.mu.segments)-1], nil
 }
 
-// Close syncs the active segment, writes the high watermark if it changed, and closes
-// every file (a segment that a ReadSections caller still holds closes at its release).
-// Later calls return ErrClosed, and the Changed channel is closed so waiters wake.
+// Close writes the active segment's index files, syncs it, writes the high watermark if it
+// changed, and closes every file (a segment that a ReadSections caller still holds closes
+// at its release). Later calls return ErrClosed, and the Changed channel is closed so
+// waiters wake.
 func (l *Log) Close() error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
@@ -351,7 +371,8 @@ func (l *Log) Close() error {
 	segs := l.mu.segments
 	l.mu.Unlock()
 
-	errs := []error{hwErr, segs[len(segs)-1].sync()}
+	active := segs[len(segs)-1]
+	errs := []error{hwErr, active.writeIndexFiles(l.dir, active.index, active.times), active.sync()}
 	for _, s := range segs {
 		errs = append(errs, s.close())
 	}

@@ -216,11 +216,12 @@ func TestAppendRejectsBadInputAtomically(t *testing.T) {
 			b[len(b)-1] ^= 0xff
 			return b
 		}, ErrCorruptBatch},
+		// Kafka's ProduceRequest.validateRecords: v3+ requests carry magic 2 only (INVALID_RECORD).
 		{"magic 1", func(t *testing.T) []byte {
 			b := good(t)
 			b[offMagic] = 1
 			return b
-		}, ErrCorruptBatch},
+		}, ErrInvalidRecord},
 		{"torn second batch", func(t *testing.T) []byte {
 			b := append(good(t), good(t)...)
 			return b[:len(b)-3]
@@ -243,7 +244,7 @@ func TestAppendRejectsBadInputAtomically(t *testing.T) {
 			mustAppend(t, l, good(t), 0)
 			in := tt.input(t)
 			orig := bytes.Clone(in)
-			if _, err := l.Append(in, 0); !errors.Is(err, tt.wantErr) {
+			if _, err := l.Append(in, 0, AppendOptions{}); !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Append: %v, want %v", err, tt.wantErr)
 			}
 			if !bytes.Equal(in, orig) {

@@ -25,6 +25,12 @@ type memFS struct {
 	// inject, when set, is asked before each operation ("open", "write", "sync",
 	// "truncate", "rename", "remove", "syncdir") and fails it with what it returns.
 	inject func(op, path string, n int) error
+	// failRead, when set, is asked before each read: opening an existing file ("open",
+	// not counted as an operation, since it changes nothing) and ReadAt ("read"). It makes
+	// files unreadable now (EMFILE, EIO), as opposed to corrupt.
+	failRead func(op, path string) error
+	// open counts the files open now, for descriptor tests.
+	open int
 }
 
 type memNode struct {
@@ -78,6 +84,10 @@ func (fs *memFS) OpenFile(name string, flag int, _ os.FileMode) (File, error) {
 		if err := fs.check("open", name); err != nil {
 			return nil, err
 		}
+	} else if fs.failRead != nil {
+		if err := fs.failRead("open", name); err != nil {
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
 	}
 	if !ok {
 		n = &memNode{mod: time.Now()}
@@ -86,7 +96,15 @@ func (fs *memFS) OpenFile(name string, flag int, _ os.FileMode) (File, error) {
 	if flag&os.O_TRUNC != 0 {
 		n.data = nil
 	}
+	fs.open++
 	return &memFile{fs: fs, n: n, name: name}, nil
+}
+
+// openFiles returns how many files are open.
+func (fs *memFS) openFiles() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.open
 }
 
 func (fs *memFS) Rename(oldpath, newpath string) error {
@@ -173,14 +191,23 @@ func (fs *memFS) files(dir, substr string) []string {
 
 // memFile is an open memFS file. A removed or renamed file stays readable through it.
 type memFile struct {
-	fs   *memFS
-	n    *memNode
-	name string
+	fs     *memFS
+	n      *memNode
+	name   string
+	closed bool
 }
 
 func (f *memFile) ReadAt(b []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, os.ErrClosed
+	}
+	if f.fs.failRead != nil {
+		if err := f.fs.failRead("read", f.name); err != nil {
+			return 0, &os.PathError{Op: "read", Path: f.name, Err: err}
+		}
+	}
 	if len(b) == 0 {
 		return 0, nil // as os.File
 	}
@@ -198,6 +225,9 @@ func (f *memFile) ReadAt(b []byte, off int64) (int, error) {
 func (f *memFile) WriteAt(b []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, os.ErrClosed
+	}
 	err := f.fs.check("write", f.name)
 	if err != nil {
 		b = b[:len(b)/2]
@@ -213,6 +243,9 @@ func (f *memFile) WriteAt(b []byte, off int64) (int, error) {
 func (f *memFile) Sync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return os.ErrClosed
+	}
 	if err := f.fs.check("sync", f.name); err != nil {
 		return err
 	}
@@ -223,6 +256,9 @@ func (f *memFile) Sync() error {
 func (f *memFile) Truncate(size int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return os.ErrClosed
+	}
 	if err := f.fs.check("truncate", f.name); err != nil {
 		return err
 	}
@@ -240,7 +276,16 @@ func (f *memFile) Stat() (os.FileInfo, error) {
 	return memInfo{name: filepath.Base(f.name), size: int64(len(f.n.data)), mod: f.n.mod}, nil
 }
 
-func (f *memFile) Close() error { return nil }
+func (f *memFile) Close() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return os.ErrClosed
+	}
+	f.closed = true
+	f.fs.open--
+	return nil
+}
 
 type memInfo struct {
 	name string
@@ -273,4 +318,5 @@ func failOp(op, suffix string, nth int, err error) func(string, string, int) err
 var (
 	errNoSpace = syscall.ENOSPC
 	errIO      = syscall.EIO
+	errTooMany = syscall.EMFILE
 )

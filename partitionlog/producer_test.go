@@ -39,7 +39,7 @@ func TestIdempotentProducer(t *testing.T) {
 	}
 	l := openLog(t, t.TempDir(), Config{})
 	for _, s := range steps {
-		res, err := l.Append(makeBatch(t, s.spec), 0)
+		res, err := l.Append(makeBatch(t, s.spec), 0, AppendOptions{})
 		if !errors.Is(err, s.wantErr) {
 			t.Fatalf("%s: err %v, want %v", s.name, err, s.wantErr)
 		}
@@ -59,7 +59,7 @@ func TestDuplicateOnlyWithinFiveBatches(t *testing.T) {
 	for seq := range int32(6) {
 		mustAppend(t, l, makeBatch(t, batchSpec{producerID: 1, seq: seq}), 0)
 	}
-	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 1, seq: 0}), 0); !errors.Is(err, ErrOutOfOrderSequence) {
+	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 1, seq: 0}), 0, AppendOptions{}); !errors.Is(err, ErrOutOfOrderSequence) {
 		t.Fatalf("retry of the 6th-newest: %v, want ErrOutOfOrderSequence", err)
 	}
 	if res := mustAppend(t, l, makeBatch(t, batchSpec{producerID: 1, seq: 1}), 0); !res.Duplicate || res.BaseOffset != 1 {
@@ -107,7 +107,7 @@ func TestProducerStateSurvivesReopen(t *testing.T) {
 	if res := mustAppend(t, l, makeBatch(t, batchSpec{producerID: 3, epoch: 2, seq: 26, records: 2}), 0); !res.Duplicate || res.BaseOffset != 26 {
 		t.Fatalf("retry after reopen: %+v, want duplicate at 26", res)
 	}
-	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 3, epoch: 1, seq: 30}), 0); !errors.Is(err, ErrInvalidProducerEpoch) {
+	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 3, epoch: 1, seq: 30}), 0, AppendOptions{}); !errors.Is(err, ErrInvalidProducerEpoch) {
 		t.Fatalf("stale epoch after reopen: %v", err)
 	}
 	if res := mustAppend(t, l, makeBatch(t, batchSpec{producerID: 3, epoch: 2, seq: 30}), 0); res.BaseOffset != 30 {
@@ -118,12 +118,14 @@ func TestProducerStateSurvivesReopen(t *testing.T) {
 func TestControlBatchStoredAsIs(t *testing.T) {
 	l := openLog(t, t.TempDir(), Config{})
 	mustAppend(t, l, makeBatch(t, batchSpec{producerID: 1, epoch: 0, seq: 0}), 0)
-	mustAppend(t, l, makeBatch(t, batchSpec{producerID: 1, epoch: 0, control: true}), 0)
+	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 1, epoch: 0, control: true}), 0, AppendOptions{FromCoordinator: true}); err != nil {
+		t.Fatalf("marker: %v", err)
+	}
 	hs := readAll(t, l)
 	if len(hs) != 2 || !hs[1].isControl() {
 		t.Fatalf("control batch not stored: %+v", hs)
 	}
-	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 1, epoch: 0, seq: 1}), 0); err != nil {
+	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 1, epoch: 0, seq: 1}), 0, AppendOptions{}); err != nil {
 		t.Fatalf("sequence continues after a marker: %v", err)
 	}
 }

@@ -126,8 +126,8 @@ func (s *segment) seek(index []indexEntry, offset, size int64) (int64, error) {
 func (s *segment) readBatches(out []byte, pos, size, maxOffset, maxBytes int64) ([]byte, bool, error) {
 	budget := max(maxBytes-int64(len(out)), 0)
 	buf := make([]byte, min(size-pos, budget))
-	if _, err := s.log.ReadAt(buf, pos); err != nil {
-		return out, true, fmt.Errorf("segment %d: read at %d: %w", s.base, pos, noEOF(err))
+	if err := s.readAt(buf, pos); err != nil {
+		return out, true, err
 	}
 	n, hitMax, err := wholeBatches(buf, maxOffset)
 	if err != nil {
@@ -176,8 +176,8 @@ func (s *segment) readFirstWhole(pos, size, maxOffset int64) ([]byte, bool, erro
 		return nil, true, nil
 	}
 	buf := make([]byte, h.size())
-	if _, err := s.log.ReadAt(buf, pos); err != nil {
-		return nil, true, fmt.Errorf("segment %d: read at %d: %w", s.base, pos, noEOF(err))
+	if err := s.readAt(buf, pos); err != nil {
+		return nil, true, err
 	}
 	return buf, true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,14 +25,17 @@ import (
 //   - the log start offset is the first segment's base, raised to the log-start-offset
 //     checkpoint DeleteRecordsBefore wrote; a checkpoint past the recovered end (the tail
 //     was lost in a crash) empties the log and restarts it there, so offsets never go back;
+//     a corrupt one fails Open with ErrCorruptCheckpoint (see loadStartOffset);
 //   - idempotent-producer state is rebuilt by reading every batch header;
 //   - the leader-epoch checkpoint is loaded (rebuilt from batch headers if missing) and
 //     entries at or past the log end dropped;
 //   - the high watermark is loaded from its file and clamped to [start, end] (the log
-//     start offset when the file is missing or unreadable).
+//     start offset when the file is missing or corrupt).
 //
 // Hooks.OnRecoverProgress hears how far it got. A nil logger discards. Errors are I/O
-// failures and an invalid cfg; corrupt data is repaired, not reported as an error.
+// failures (a file that cannot be read now, such as EMFILE or EIO, is never taken for a
+// corrupt one: Open fails, and can be retried), a corrupt log-start-offset checkpoint
+// (ErrCorruptCheckpoint), and an invalid cfg; other corrupt data is repaired.
 func Open(dir string, cfg Config, hooks Hooks, logger *slog.Logger) (*Log, error) {
 	began := time.Now()
 	cfg, err := cfg.withDefaults()
@@ -46,7 +50,7 @@ func Open(dir string, cfg Config, hooks Hooks, logger *slog.Logger) (*Log, error
 	if err := resolveCompactionLeftovers(cfg.FS, dir); err != nil {
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
-	l := &Log{dir: dir, fs: cfg.FS, now: cfg.Now, cfg: cfg, hooks: hooks, logger: discardIfNil(logger).With("dir", dir)}
+	l := &Log{dir: dir, fs: cfg.FS, now: cfg.Now, fileCache: cfg.fileCache, cfg: cfg, hooks: hooks, logger: discardIfNil(logger).With("dir", dir)}
 	l.mu.changed = make(chan struct{})
 	l.writer.lastFlush = l.now()
 	progress := &recoverProgress{fn: hooks.OnRecoverProgress, dir: dir, now: l.now, last: l.now()}
@@ -58,7 +62,10 @@ func Open(dir string, cfg Config, hooks Hooks, logger *slog.Logger) (*Log, error
 		l.closeSegments()
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
-	l.loadHighWatermark()
+	if err := l.loadHighWatermark(); err != nil {
+		l.closeSegments()
+		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
+	}
 	took := time.Since(began)
 	l.logger.Debug("partition log opened", "segments", len(l.mu.segments),
 		"start", l.mu.start, "end", l.mu.end, "truncated_bytes", truncated, "took", took)
@@ -111,7 +118,7 @@ func (l *Log) recoverSegments(progress *recoverProgress) (truncated int64, err e
 		return 0, err
 	}
 	for _, base := range bases {
-		s, err := openSegmentLog(l.fs, l.dir, base, cfg.IndexIntervalBytes)
+		s, err := openSegmentLog(l.fs, l.fileCache, l.dir, base, cfg.IndexIntervalBytes)
 		if err != nil {
 			return fail(err)
 		}
@@ -122,6 +129,7 @@ func (l *Log) recoverSegments(progress *recoverProgress) (truncated int64, err e
 	for i, s := range segs {
 		if i < len(segs)-1 {
 			err = l.loadIndexes(s, segs[i+1].base, progress)
+			s.closeIdle() // sealed: reopened by the first read that needs it
 		} else {
 			truncated, err = l.recoverTail(s, progress)
 		}
@@ -150,7 +158,7 @@ func (l *Log) recoverSegments(progress *recoverProgress) (truncated int64, err e
 
 // createFirstSegment starts an empty log at base.
 func (l *Log) createFirstSegment(base int64) (*segment, error) {
-	s, err := createSegment(l.fs, l.dir, base, l.config().IndexIntervalBytes)
+	s, err := createSegment(l.fs, l.fileCache, l.dir, base, l.config().IndexIntervalBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -166,13 +174,23 @@ func (l *Log) createFirstSegment(base int64) (*segment, error) {
 // log-start-offset checkpoint when that is higher. A checkpoint past the end means records
 // up to it were deleted but the tail was lost: every segment goes, and segs becomes one
 // empty segment at the checkpoint (Kafka's truncateFullyAndStartAt).
+//
+// A checkpoint that cannot be read now (EMFILE, EIO) fails Open: the caller retries. A
+// corrupt one fails it too, naming the file and what the operator can do. Writes replace
+// the file atomically (temp file, fsync, rename, directory fsync), so no crash leaves it
+// torn: bad contents mean something outside damaged it, and then no value is safe to
+// assume. The first segment's base would move the start backwards and show consumers
+// records DeleteRecords removed; the end offset would hide live records. Refusing keeps
+// both; a replicated partition serves from its other replicas meanwhile.
 func (l *Log) loadStartOffset(segs []*segment) (int64, []*segment, error) {
-	ckpt, found, err := readStartOffsetCheckpoint(l.fs, l.dir)
-	if err != nil {
-		l.logger.Warn("unreadable log-start-offset checkpoint, using the first segment's base", "err", err)
-	}
 	start := segs[0].base
-	if !found || err != nil || ckpt <= start {
+	ckpt, found, err := readStartOffsetCheckpoint(l.fs, l.dir)
+	switch {
+	case errors.Is(err, ErrCorruptCheckpoint):
+		return 0, segs, fmt.Errorf("%w; the log start offset is unknown: restore the file, or remove it to start the log at its first segment's base offset %d (records DeleteRecords removed above that would be readable again)", err, start)
+	case err != nil:
+		return 0, segs, err
+	case !found || ckpt <= start:
 		return start, segs, nil
 	}
 	end := segs[len(segs)-1].w.next
@@ -238,7 +256,11 @@ func (l *Log) recoverTail(s *segment, progress *recoverProgress) (int64, error) 
 	s.w.ix = newIndexer(s.base, int64(l.config().IndexIntervalBytes))
 	s.w.next = s.base
 	s.w.firstTs = -1
-	valid, scanErr := scanVerified(s.log, size, s.base, func(h batchHeader, pos int64) {
+	f, err := s.pin()
+	if err != nil {
+		return 0, err
+	}
+	valid, scanErr := scanVerified(f, size, s.base, func(h batchHeader, pos int64) {
 		if pos == 0 {
 			s.w.firstTs = h.MaxTimestamp
 		}
@@ -246,38 +268,41 @@ func (l *Log) recoverTail(s *segment, progress *recoverProgress) (int64, error) 
 		s.w.next = h.lastOffset() + 1
 		progress.add(h.size())
 	})
+	s.unpin()
 	progress.add(size - valid)
+	if scanErr != nil && !isCorruption(scanErr) {
+		return 0, fmt.Errorf("read segment %d: %w", s.base, scanErr) // unreadable now, not torn: cut nothing
+	}
 	if scanErr != nil {
 		l.logger.Warn("truncating torn or corrupt tail", "segment", s.base, "valid_bytes", valid, "cut_bytes", size-valid, "err", scanErr)
-		if err := s.log.Truncate(valid); err != nil {
-			return 0, fmt.Errorf("truncate segment %d to %d: %w", s.base, valid, err)
-		}
-		if err := s.log.Sync(); err != nil {
-			return 0, fmt.Errorf("sync segment %d: %w", s.base, err)
+		if err := s.truncate(valid); err != nil {
+			return 0, err
 		}
 	}
 	out := s.w.ix.take(valid)
 	s.index, s.times, s.maxTimestamp = out.index, out.times, out.maxTimestamp
 	s.size.Store(valid)
-	if s.w.indexFile == nil {
-		if err := s.openIndexFiles(l.dir); err != nil {
-			return 0, err
-		}
-	}
-	return size - valid, s.writeIndexFiles()
+	return size - valid, s.writeIndexFiles(l.dir, s.index, s.times)
 }
 
 // loadIndexes reads an inactive segment's index files, rebuilding them when missing or
-// malformed. Kafka trusts them the same way: they carry no checksum.
-// nextBase, the next segment's base, bounds the offsets the indexes may name.
+// malformed. Kafka trusts them the same way: they carry no checksum. A file that cannot be
+// read now (EMFILE, EIO) is neither: Open fails, naming it, rather than rewrite an index
+// that may be fine. nextBase, the next segment's base, bounds the offsets they may name.
 func (l *Log) loadIndexes(s *segment, nextBase int64, progress *recoverProgress) error {
 	index, times, err := s.readIndexFiles(l.dir, nextBase-s.base)
 	if err == nil {
 		err = s.checkLastIndexEntry(index)
 	}
-	if err != nil {
-		l.logger.Warn("rebuilding segment indexes", "segment", s.base, "err", err)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		l.logger.Info("rebuilding missing segment indexes", "segment", s.base, "err", err)
 		return l.rebuildIndexes(s, progress)
+	case err != nil && isCorruption(err):
+		l.logger.Warn("rebuilding corrupt segment indexes", "segment", s.base, "err", err)
+		return l.rebuildIndexes(s, progress)
+	case err != nil:
+		return fmt.Errorf("load indexes of segment %d: %w", s.base, err)
 	}
 	progress.add(s.size.Load())
 	s.index, s.times = index, times
@@ -299,14 +324,28 @@ func (s *segment) readIndexFiles(dir string, relLimit int64) ([]indexEntry, []ti
 	if len(tb) == 0 && s.size.Load() > 0 {
 		// A finished segment always ends with a time entry unless no batch had a
 		// timestamp; rebuilding is cheap enough to not tell the two apart.
-		return nil, nil, errors.New("empty time index")
+		return nil, nil, fmt.Errorf("%w: empty time index", errCorruptIndex)
 	}
 	index, err := decodeIndex(ib, s.size.Load(), relLimit)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", errCorruptIndex, err)
 	}
 	times, err := decodeTimeIndex(tb, relLimit)
-	return index, times, err
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errCorruptIndex, err)
+	}
+	return index, times, nil
+}
+
+// errCorruptIndex marks index contents that do not parse or do not match the log.
+var errCorruptIndex = errors.New("corrupt index")
+
+// isCorruption tells contents that are wrong (a torn or corrupt batch, an index or
+// checkpoint that does not parse) from failures to read them now (EMFILE, EIO), which
+// must never be repaired as if the contents were bad.
+func isCorruption(err error) bool {
+	return errors.Is(err, ErrCorruptBatch) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, errCorruptIndex) || errors.Is(err, ErrCorruptCheckpoint)
 }
 
 // checkLastIndexEntry reads the batch the last entry points at: a cheap check that the index
@@ -321,7 +360,7 @@ func (s *segment) checkLastIndexEntry(index []indexEntry) error {
 		return err
 	}
 	if h.BaseOffset != s.base+int64(e.relOffset) {
-		return fmt.Errorf("last index entry says offset %d at %d, batch there has %d", s.base+int64(e.relOffset), e.position, h.BaseOffset)
+		return fmt.Errorf("%w: last entry says offset %d at %d, batch there has %d", errCorruptIndex, s.base+int64(e.relOffset), e.position, h.BaseOffset)
 	}
 	return nil
 }
@@ -336,19 +375,16 @@ func (l *Log) rebuildIndexes(s *segment, progress *recoverProgress) error {
 		progress.add(h.size())
 	})
 	progress.add(s.size.Load() - scanned)
+	if err != nil && !isCorruption(err) {
+		return fmt.Errorf("rebuild indexes of segment %d: %w", s.base, err)
+	}
 	if err != nil {
-		l.logger.Error("corrupt batch in inactive segment", "segment", s.base, "err", err)
+		l.logger.Error("corrupt batch in inactive segment: reads stop there; run `strait log verify` on the partition and refetch it from another replica",
+			"segment", s.base, "err", err)
 	}
 	out := ix.finish(s.size.Load())
 	s.index, s.times, s.maxTimestamp = out.index, out.times, out.maxTimestamp
-	if err := s.openIndexFiles(l.dir); err != nil {
-		return err
-	}
-	err = s.writeIndexFiles()
-	if err == nil {
-		err = s.sync()
-	}
-	return errors.Join(err, s.closeIndexFiles())
+	return s.writeIndexFiles(l.dir, s.index, s.times)
 }
 
 // recoverState rebuilds producer state and the epoch history from the batch headers, and
@@ -364,9 +400,14 @@ func (l *Log) recoverState(progress *recoverProgress) error {
 	if err != nil {
 		return err
 	}
+	// A corrupt epoch checkpoint is rebuilt from the batches' leader epochs, which say the
+	// same; one that cannot be read now fails Open rather than be rewritten.
 	epochs, found, err := readEpochCheckpoint(l.fs, l.dir)
-	if err != nil {
-		l.logger.Warn("unreadable leader-epoch checkpoint, rebuilding from the log", "err", err)
+	switch {
+	case errors.Is(err, ErrCorruptCheckpoint):
+		l.logger.Warn("corrupt leader-epoch checkpoint, rebuilding it from the log", "err", err)
+	case err != nil:
+		return err
 	}
 	if !found || err != nil {
 		epochs = fromLog
@@ -461,9 +502,19 @@ func readVerified(br *bufio.Reader, buf *[]byte, avail int64) (batchHeader, erro
 // scanHeaders walks batch headers without reading records or checking CRCs: for segments
 // already validated, where only offsets, producers and epochs matter.
 func (s *segment) scanHeaders(size int64, fn func(h batchHeader, pos int64)) (int64, error) {
+	f, err := s.pin()
+	if err != nil {
+		return 0, err
+	}
+	defer s.unpin()
+	return scanHeadersAt(f, s.base, size, fn)
+}
+
+// scanHeadersAt is scanHeaders over the file r of segment base.
+func scanHeadersAt(r io.ReaderAt, base, size int64, fn func(h batchHeader, pos int64)) (int64, error) {
 	var pos int64
 	for pos < size {
-		h, err := s.readHeader(pos, size)
+		h, err := readHeaderAt(r, base, pos, size)
 		if err != nil {
 			return pos, err
 		}

@@ -94,15 +94,28 @@ func expiredByTime(sealed []sealedInfo, retentionMs, nowMs int64) int {
 	for i, si := range sealed {
 		ts := si.maxTimestamp
 		if ts < 0 {
-			if fi, err := si.s.log.Stat(); err == nil {
-				ts = fi.ModTime().UnixMilli()
-			}
+			ts = si.s.modTime()
 		}
 		if nowMs-ts <= retentionMs {
 			return i
 		}
 	}
 	return len(sealed)
+}
+
+// modTime is the .log's modification time in ms, -1 if it cannot be read. The caller
+// holds the writer lock with s in the list.
+func (s *segment) modTime() int64 {
+	f, err := s.pin()
+	if err != nil {
+		return -1
+	}
+	defer s.unpin()
+	fi, err := f.Stat()
+	if err != nil {
+		return -1
+	}
+	return fi.ModTime().UnixMilli()
 }
 
 // expiredBySize counts the leading segments Kafka's retention.bytes deletes: each one as
@@ -190,6 +203,9 @@ func (l *Log) deleteRecordsWriterLocked(offset int64) (int64, error) {
 // the directory, publish the shorter list with start raised to at least start, then remove
 // the files; each .log closes when its last reader lets go. l.writer is held.
 func (l *Log) deleteSegmentsWriterLocked(old []*segment, start int64) error {
+	if err := retireAll(old); err != nil {
+		return err
+	}
 	for _, s := range old {
 		if err := s.renameFiles(l.dir, deletedSuffix); err != nil {
 			return l.failWriterLocked("rename for deletion", err)

@@ -35,7 +35,12 @@ func (l *Log) ReadSections(offset, maxOffset int64, maxBytes int32) (sections []
 	}
 	held := make([]*segment, 0, len(spans))
 	for _, sp := range spans {
-		f, ok := sp.s.log.(*os.File)
+		file, err := sp.s.openFile() // the span's reference keeps it open until release
+		if err != nil {
+			releaseSpans(spans)
+			return nil, ReadResult{}, func() {}, fmt.Errorf("partition %s: read sections at %d: %w", l.dir, offset, err)
+		}
+		f, ok := file.(*os.File)
 		if !ok {
 			releaseSpans(spans)
 			return nil, ReadResult{}, func() {}, fmt.Errorf("partition %s: read sections at %d: %w", l.dir, offset, ErrNoSections)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,31 +23,35 @@ const (
 //
 // Concurrency: size is atomic, and the bytes below it never change while readers may look
 // (TruncateTo and Close exclude readers with Log.files), so readers ReadAt without a lock.
-// refs counts the log's segment list (one) and every reader holding the segment; the .log
-// closes when the last lets go, so a segment removed by retention, DeleteRecordsBefore,
-// TruncateTo or Close stays readable for readers that took it before (a removed file stays
-// readable while open).
+// refs counts the log's segment list (one) and every reader or writer using the segment;
+// the .log is opened on demand and may be closed by the file cache while only the list
+// holds the segment (filecache.go), and closes for good when the last reference goes, so a
+// segment removed by retention, DeleteRecordsBefore, TruncateTo or Close stays readable for
+// readers that took it before (a removed file stays readable while open).
 // index, times and maxTimestamp are written only by the appender while it holds Log.mu, and
 // read by others under Log.mu (the slices are snapshotted; entries below a snapshot's length
-// are never rewritten in place). w is the appender's alone, under Log.writer.
+// are never rewritten in place). They live in memory; the index files are written whole when
+// the segment is sealed (deactivate), rebuilt (recoverTail, rebuildIndexes) or the log
+// closed, since Open rebuilds the last segment's indexes from its .log anyway. w is the
+// appender's alone, under Log.writer.
 type segment struct {
-	base int64
-	fs   FS
-	log  File
-	size atomic.Int64
-	refs atomic.Int32
+	base  int64
+	fs    FS
+	path  string // the .log
+	cache *fileCache
+	file  segmentFile
+	size  atomic.Int64
+	refs  atomic.Int32
 
 	index        []indexEntry
 	times        []timeEntry
 	maxTimestamp int64
 
 	w struct {
-		indexFile File // nil once the segment is no longer active
-		timeFile  File
-		next      int64 // next offset expected in the segment
-		ix        indexer
-		firstTs   int64 // maxTimestamp of the first batch (-1 none yet): what SegmentMs ages
-		created   int64 // when this process created or opened the segment, in ms
+		next    int64 // next offset expected in the segment
+		ix      indexer
+		firstTs int64 // maxTimestamp of the first batch (-1 none yet): what SegmentMs ages
+		created int64 // when this process created or opened the segment, in ms
 	}
 }
 
@@ -65,28 +70,22 @@ func parseSegmentName(name string) (int64, bool) {
 }
 
 // createSegment makes a new, empty active segment. The .log must not exist: a name clash
-// means the directory disagrees with the log's end offset.
-func createSegment(fs FS, dir string, base int64, interval int32) (*segment, error) {
-	f, err := fs.OpenFile(segmentPath(dir, base, logSuffix), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+// means the directory disagrees with the log's end offset. Its index files are written
+// when it is sealed.
+func createSegment(fs FS, cache *fileCache, dir string, base int64, interval int32) (*segment, error) {
+	s := newSegment(fs, cache, dir, base, interval)
+	f, err := fs.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment %d: %w", base, err)
 	}
-	s := newSegment(base, f, interval)
-	s.fs = fs
-	if err := s.openIndexFiles(dir); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := s.writeIndexFiles(); err != nil {
-		s.close()
-		return nil, err
-	}
+	s.adopt(f)
 	return s, nil
 }
 
 // openSegmentLog opens an existing .log; its indexes are loaded or rebuilt by the caller.
-func openSegmentLog(fs FS, dir string, base int64, interval int32) (*segment, error) {
-	f, err := fs.OpenFile(segmentPath(dir, base, logSuffix), os.O_RDWR, 0)
+func openSegmentLog(fs FS, cache *fileCache, dir string, base int64, interval int32) (*segment, error) {
+	s := newSegment(fs, cache, dir, base, interval)
+	f, err := fs.OpenFile(s.path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
 	}
@@ -95,15 +94,16 @@ func openSegmentLog(fs FS, dir string, base int64, interval int32) (*segment, er
 		f.Close()
 		return nil, fmt.Errorf("stat segment %d: %w", base, err)
 	}
-	s := newSegment(base, f, interval)
-	s.fs = fs
 	s.size.Store(fi.Size())
+	s.adopt(f)
 	return s, nil
 }
 
-// newSegment wraps an open .log; its FS is the operating system's unless the caller sets fs.
-func newSegment(base int64, f File, interval int32) *segment {
-	s := &segment{base: base, fs: osFS{}, log: f, maxTimestamp: -1}
+// newSegment describes the segment at base in dir, its file not open yet, with the one
+// reference of the list it is meant for.
+func newSegment(fs FS, cache *fileCache, dir string, base int64, interval int32) *segment {
+	s := &segment{base: base, fs: fs, path: segmentPath(dir, base, logSuffix), cache: cache, maxTimestamp: -1}
+	s.file.slot = -1
 	s.refs.Store(1)
 	s.w.next = base
 	s.w.ix = newIndexer(base, int64(interval))
@@ -111,14 +111,15 @@ func newSegment(base int64, f File, interval int32) *segment {
 	return s
 }
 
-// acquire takes a reader's reference. The caller holds Log.mu and found s in the segment
-// list, so the list's reference keeps the count above zero.
+// acquire takes a reference. The caller knows the count is above zero: it holds Log.mu and
+// found s in the segment list, holds the writer lock with s in the list, or holds a
+// reference already.
 func (s *segment) acquire() { s.refs.Add(1) }
 
-// release drops a reference; the last one closes the .log.
+// release drops a reference; the last one closes the .log for good.
 func (s *segment) release() error {
 	if s.refs.Add(-1) == 0 {
-		return s.log.Close()
+		return s.closeForGood()
 	}
 	return nil
 }
@@ -130,37 +131,16 @@ func releaseAll(segs []*segment) {
 	}
 }
 
-// openIndexFiles opens the index files for writing, making the segment appendable.
-func (s *segment) openIndexFiles(dir string) error {
-	var err error
-	if s.w.indexFile, err = s.fs.OpenFile(segmentPath(dir, s.base, indexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return fmt.Errorf("open index of segment %d: %w", s.base, err)
-	}
-	if s.w.timeFile, err = s.fs.OpenFile(segmentPath(dir, s.base, timeIndexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		s.w.indexFile.Close()
-		s.w.indexFile = nil
-		return fmt.Errorf("open time index of segment %d: %w", s.base, err)
-	}
-	return nil
-}
-
-// writeIndexFiles replaces the index files' contents with the in-memory entries.
-func (s *segment) writeIndexFiles() error {
-	if err := rewriteFile(s.w.indexFile, encodeIndex(s.index)); err != nil {
+// writeIndexFiles replaces the index files' contents with index and times and fsyncs them.
+// They are opened only for this: a segment keeps no descriptor on its indexes.
+func (s *segment) writeIndexFiles(dir string, index []indexEntry, times []timeEntry) error {
+	if err := writeSynced(s.fs, segmentPath(dir, s.base, indexSuffix), encodeIndex(index), false); err != nil {
 		return fmt.Errorf("write index of segment %d: %w", s.base, err)
 	}
-	if err := rewriteFile(s.w.timeFile, encodeTimeIndex(s.times)); err != nil {
+	if err := writeSynced(s.fs, segmentPath(dir, s.base, timeIndexSuffix), encodeTimeIndex(times), false); err != nil {
 		return fmt.Errorf("write time index of segment %d: %w", s.base, err)
 	}
 	return nil
-}
-
-func rewriteFile(f File, b []byte) error {
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := f.WriteAt(b, 0)
-	return err
 }
 
 // write appends whole batches (buf, described by hs) at the end of the segment. It returns
@@ -168,7 +148,12 @@ func rewriteFile(f File, b []byte) error {
 // Nothing changes in memory if the write fails, so the next write overwrites the torn bytes.
 func (s *segment) write(buf []byte, hs []batchHeader) (indexed, error) {
 	pos := s.size.Load()
-	if _, err := s.log.WriteAt(buf, pos); err != nil {
+	f, err := s.pin()
+	if err != nil {
+		return indexed{}, err
+	}
+	defer s.unpin()
+	if _, err := f.WriteAt(buf, pos); err != nil {
 		return indexed{}, fmt.Errorf("write segment %d at %d: %w", s.base, pos, err)
 	}
 	if pos == 0 {
@@ -180,20 +165,6 @@ func (s *segment) write(buf []byte, hs []batchHeader) (indexed, error) {
 	}
 	s.w.next = hs[len(hs)-1].lastOffset() + 1
 	return s.w.ix.take(pos), nil
-}
-
-func (s *segment) appendIndexFiles(out indexed) error {
-	if len(out.index) > 0 {
-		if _, err := s.w.indexFile.WriteAt(encodeIndex(out.index), int64(len(s.index))*indexEntrySize); err != nil {
-			return fmt.Errorf("append index of segment %d: %w", s.base, err)
-		}
-	}
-	if len(out.times) > 0 {
-		if _, err := s.w.timeFile.WriteAt(encodeTimeIndex(out.times), int64(len(s.times))*timeEntrySize); err != nil {
-			return fmt.Errorf("append time index of segment %d: %w", s.base, err)
-		}
-	}
-	return nil
 }
 
 // publishLocked makes written bytes and index entries visible to readers. Log.mu is held.
@@ -228,50 +199,59 @@ func (s *segment) full(n int64, last int64, cfg Config, maxTs, nowMs int64) bool
 	}
 }
 
-// deactivate writes the closing time-index entry (Kafka does the same when a segment stops
-// being active), syncs everything and closes the index files. The caller publishes the
-// returned entries.
-func (s *segment) deactivate() (indexed, error) {
+// deactivate adds the closing time-index entry (Kafka does the same when a segment stops
+// being active), writes both index files and fsyncs them and the .log. The caller publishes
+// the returned entries.
+func (s *segment) deactivate(dir string) (indexed, error) {
 	out := s.w.ix.finish(s.size.Load())
-	if err := s.appendIndexFiles(out); err != nil {
+	err := s.writeIndexFiles(dir, slices.Concat(s.index, out.index), slices.Concat(s.times, out.times))
+	if err != nil {
 		return out, err
 	}
-	err := s.sync()
-	return out, errors.Join(err, s.closeIndexFiles())
+	return out, s.sync()
 }
 
+// sync fsyncs the .log (reopening it if the cache closed it: fsync flushes the file, not the
+// descriptor).
 func (s *segment) sync() error {
-	var errs []error
-	for _, f := range []File{s.log, s.w.indexFile, s.w.timeFile} {
-		if f != nil {
-			if err := f.Sync(); err != nil {
-				errs = append(errs, fmt.Errorf("sync segment %d: %w", s.base, err))
-			}
-		}
+	f, err := s.pin()
+	if err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	defer s.unpin()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync segment %d: %w", s.base, err)
+	}
+	return nil
 }
 
-func (s *segment) closeIndexFiles() error {
-	var errs []error
-	for _, f := range []*File{&s.w.indexFile, &s.w.timeFile} {
-		if *f != nil {
-			errs = append(errs, (*f).Close())
-			*f = nil
-		}
+// truncate cuts the .log to size bytes and fsyncs it.
+func (s *segment) truncate(size int64) error {
+	f, err := s.pin()
+	if err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	defer s.unpin()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("truncate segment %d to %d: %w", s.base, size, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync segment %d: %w", s.base, err)
+	}
+	return nil
 }
 
-// close closes the index files and drops the segment list's reference: the .log closes now,
-// or when the last reader releases it.
+// close drops the segment list's reference: the .log closes now, or when the last reader
+// releases it.
 func (s *segment) close() error {
-	return errors.Join(s.closeIndexFiles(), s.release())
+	s.retire(false) // cannot fail without opening
+	return s.release()
 }
 
 // remove deletes the segment's files and closes it. The caller syncs the directory.
 func (s *segment) remove(dir string) error {
-	errs := []error{s.closeIndexFiles()}
+	_, err := s.retire(true)
+	errs := []error{err}
 	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		if err := s.fs.Remove(segmentPath(dir, s.base, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
@@ -282,16 +262,40 @@ func (s *segment) remove(dir string) error {
 
 // readHeader reads the batch header at pos, limited to the first size bytes of the log.
 func (s *segment) readHeader(pos, size int64) (batchHeader, error) {
+	f, err := s.pin()
+	if err != nil {
+		return batchHeader{}, err
+	}
+	defer s.unpin()
+	return readHeaderAt(f, s.base, pos, size)
+}
+
+// readAt reads len(b) bytes at pos of the .log.
+func (s *segment) readAt(b []byte, pos int64) error {
+	f, err := s.pin()
+	if err != nil {
+		return err
+	}
+	defer s.unpin()
+	if _, err := f.ReadAt(b, pos); err != nil {
+		return fmt.Errorf("segment %d: read at %d: %w", s.base, pos, noEOF(err))
+	}
+	return nil
+}
+
+// readHeaderAt reads the header at pos of segment base's file r, whose first size bytes
+// hold batches.
+func readHeaderAt(r io.ReaderAt, base, pos, size int64) (batchHeader, error) {
 	var b [headerSize]byte
 	if size-pos < headerSize {
-		return batchHeader{}, fmt.Errorf("%w: segment %d: %d bytes at %d, header needs %d", ErrCorruptBatch, s.base, size-pos, pos, headerSize)
+		return batchHeader{}, fmt.Errorf("%w: segment %d: %d bytes at %d, header needs %d", ErrCorruptBatch, base, size-pos, pos, headerSize)
 	}
-	if _, err := s.log.ReadAt(b[:], pos); err != nil {
-		return batchHeader{}, fmt.Errorf("segment %d: read header at %d: %w", s.base, pos, noEOF(err))
+	if _, err := r.ReadAt(b[:], pos); err != nil {
+		return batchHeader{}, fmt.Errorf("segment %d: read header at %d: %w", base, pos, noEOF(err))
 	}
 	h, _ := parseHeader(b[:])
 	if err := checkHeader(h, size-pos); err != nil {
-		return h, fmt.Errorf("segment %d at %d: %w", s.base, pos, err)
+		return h, fmt.Errorf("segment %d at %d: %w", base, pos, err)
 	}
 	return h, nil
 }

@@ -21,7 +21,7 @@ func crashWorkload(t *testing.T, fs *memFS, stored *[][]byte, synced *int, start
 	defer l.Close()
 	for i := range 24 {
 		b := makeBatch(t, batchSpec{records: 1 + i%3, baseTs: int64(1000 + i)})
-		if _, err := l.Append(b, int32(i/8)); err != nil {
+		if _, err := l.Append(b, int32(i/8), AppendOptions{}); err != nil {
 			return
 		}
 		*stored = append(*stored, b)
@@ -149,20 +149,20 @@ func TestStorageErrors(t *testing.T) {
 		action func(l *Log) error
 	}{
 		{"ENOSPC writing the log", failOp("write", logSuffix, 1, errNoSpace), func(l *Log) error {
-			_, err := l.Append(makeBatch(t, batchSpec{records: 5}), 0)
+			_, err := l.Append(makeBatch(t, batchSpec{records: 5}), 0, AppendOptions{})
 			return err
 		}},
 		{"ENOSPC writing the index", failOp("write", indexSuffix, 1, errNoSpace), func(l *Log) error {
-			_, err := l.Append(makeBatch(t, batchSpec{records: 5, valueSize: 300}), 0)
+			_, err := l.Append(makeBatch(t, batchSpec{records: 5, valueSize: 300}), 0, AppendOptions{})
 			return err
 		}},
 		{"EIO on fsync", failOp("sync", logSuffix, 1, errIO), func(l *Log) error { return l.Sync() }},
 		{"ENOSPC creating the next segment", failOp("open", logSuffix, 1, errNoSpace), func(l *Log) error {
-			_, err := l.Append(makeBatch(t, batchSpec{valueSize: 600}), 0)
+			_, err := l.Append(makeBatch(t, batchSpec{valueSize: 600}), 0, AppendOptions{})
 			return err
 		}},
 		{"EIO on fsync at roll", failOp("sync", logSuffix, 1, errIO), func(l *Log) error {
-			_, err := l.Append(makeBatch(t, batchSpec{valueSize: 600}), 0)
+			_, err := l.Append(makeBatch(t, batchSpec{valueSize: 600}), 0, AppendOptions{})
 			return err
 		}},
 	}
@@ -186,7 +186,7 @@ func TestStorageErrors(t *testing.T) {
 			if l.EndOffset() != end || !bytes.Equal(readAllBytes(t, l), before) {
 				t.Fatalf("failed write became visible: end %d, want %d", l.EndOffset(), end)
 			}
-			if _, err := l.Append(makeBatch(t, batchSpec{}), 0); !errors.Is(err, ErrStorage) {
+			if _, err := l.Append(makeBatch(t, batchSpec{}), 0, AppendOptions{}); !errors.Is(err, ErrStorage) {
 				t.Fatalf("append after failure: %v, want ErrStorage", err)
 			}
 			if _, err := l.DeleteRecordsBefore(2); !errors.Is(err, ErrStorage) {

@@ -87,7 +87,7 @@ func openLog(t testing.TB, dir string, cfg Config) *Log {
 
 func mustAppend(t testing.TB, l *Log, records []byte, epoch int32) AppendResult {
 	t.Helper()
-	res, err := l.Append(records, epoch)
+	res, err := l.Append(records, epoch, AppendOptions{})
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}

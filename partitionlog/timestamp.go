@@ -97,8 +97,8 @@ func (s *segment) recordForTimestamp(h batchHeader, pos, ts, start int64) (int64
 		return max(h.BaseOffset, start), h.MaxTimestamp, nil
 	}
 	b := make([]byte, h.size())
-	if _, err := s.log.ReadAt(b, pos); err != nil {
-		return -1, -1, fmt.Errorf("segment %d: read at %d: %w", s.base, pos, noEOF(err))
+	if err := s.readAt(b, pos); err != nil {
+		return -1, -1, err
 	}
 	if delta, t, ok := firstRecordAtOrAfter(b[headerSize:], h.BaseTimestamp, ts, start-h.BaseOffset); ok {
 		return h.BaseOffset + int64(delta), t, nil

@@ -76,7 +76,7 @@ func (l *Log) dropSegmentsFrom(segs []*segment, offset int64) ([]*segment, error
 	}
 	keep := segs[:n:n]
 	if n == 0 {
-		s, err := createSegment(l.fs, l.dir, offset, l.config().IndexIntervalBytes)
+		s, err := createSegment(l.fs, l.fileCache, l.dir, offset, l.config().IndexIntervalBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -93,8 +93,8 @@ func (l *Log) cutSegment(s *segment, offset int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.log.Truncate(pos); err != nil {
-		return fmt.Errorf("truncate segment %d to %d: %w", s.base, pos, err)
+	if err := s.truncate(pos); err != nil {
+		return err
 	}
 	s.size.Store(pos)
 	_, err = l.recoverTail(s, nil)

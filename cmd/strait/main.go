@@ -4,6 +4,7 @@
 //	strait node      a partition-log node of a cluster whose metadata is in Redis
 //	strait proxy     a Kafka-protocol proxy of such a cluster
 //	strait bench     produce and consume load against a running cluster
+//	strait log       check partition data on disk (log verify)
 //	strait version   print the version
 package main
 
@@ -24,6 +25,8 @@ Usage:
   strait node [flags]      run a partition-log node of a cluster (metadata in Redis)
   strait proxy [flags]     run a Kafka-protocol proxy of a cluster (metadata in Redis)
   strait bench [flags]     measure produce and consume throughput
+  strait log verify DIR    check the segments, indexes and checkpoints of the
+                           partitions under DIR (a stopped node's data directory)
   strait version           print the version
 
 Run "strait <command> -h" for a command's flags. Every flag can also be set with
@@ -53,6 +56,8 @@ func run(args []string) error {
 		return runProxy(args[1:])
 	case "bench":
 		return runBench(args[1:])
+	case "log":
+		return runLog(args[1:])
 	case "version", "--version", "-v":
 		fmt.Println("strait", version)
 		return nil

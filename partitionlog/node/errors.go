@@ -30,6 +30,12 @@ func errorCode(err error) int16 {
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, partitionlog.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, partitionlog.ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
+	case errors.Is(err, partitionlog.ErrUnsupportedCompression):
+		return kerr.UnsupportedCompressionType.Code
+	case errors.Is(err, partitionlog.ErrTransactionalIDRequired):
+		return kerr.TransactionalIDAuthorizationFailed.Code
 	case errors.Is(err, partitionlog.ErrMessageTooLarge):
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, partitionlog.ErrOffsetOutOfRange):

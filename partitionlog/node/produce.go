@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -61,11 +63,20 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Re
 	return resp, nil
 }
 
-// refuse puts err in a partition's answer.
+// refuse puts err in a partition's answer, with the records a validation blamed in
+// RecordErrors (KIP-467).
 func (s *Server) refuse(sp *kmsg.ProduceResponseTopicPartition, topic string, err error) {
 	sp.ErrorCode = errorCode(err)
 	msg := err.Error()
 	sp.ErrorMessage = &msg
+	var ve *partitionlog.ValidationError
+	if errors.As(err, &ve) {
+		for _, r := range ve.Records {
+			rec := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+			rec.RelativeOffset, rec.ErrorMessage = r.Index, kmsg.StringPtr(r.Message)
+			sp.ErrorRecords = append(sp.ErrorRecords, rec)
+		}
+	}
 	s.logger.Debug("produce refused", "topic", topic, "partition", sp.Partition, "err", err)
 }
 
@@ -83,7 +94,11 @@ func (s *Server) produceOne(topic string, index int32, records []byte, req *kmsg
 	if err := checkISR(r, req.Acks, minISR, errNotEnoughReplicas); err != nil {
 		return nil, fmt.Errorf("%s-%d: %w", topic, index, err)
 	}
-	res, err := r.log.Append(records, p.LeaderEpoch)
+	// Transactions are not supported yet (InitProducerId refuses transactional ids), so no
+	// TransactionalID is passed and transactional batches are refused, as Kafka refuses
+	// them without one; the transactions work sets it once it verifies transactions.
+	opts := partitionlog.AppendOptions{Compacted: snap.Topics[topic].Compacted()}
+	res, err := r.log.Append(records, p.LeaderEpoch, opts)
 	if err != nil {
 		return nil, fmt.Errorf("append to %s-%d: %w", topic, index, err)
 	}
