@@ -25,6 +25,7 @@ type clusterConfig struct {
 	args           []string
 	nodeArgs       []string
 	proxyArgs      []string
+	proxyArgsAt    map[int][]string // by proxy position, 0-based
 }
 
 // ClusterOption configures StartCluster.
@@ -54,6 +55,16 @@ func ProxyArgs(extra ...string) ClusterOption {
 
 // ClusterName sets --cluster; the default is "strait-e2e".
 func ClusterName(name string) ClusterOption { return func(c *clusterConfig) { c.name = name } }
+
+// ProxyArgsAt appends extra arguments to the proxy at position i (0-based) only.
+func ProxyArgsAt(i int, extra ...string) ClusterOption {
+	return func(c *clusterConfig) {
+		if c.proxyArgsAt == nil {
+			c.proxyArgsAt = map[int][]string{}
+		}
+		c.proxyArgsAt[i] = append(c.proxyArgsAt[i], extra...)
+	}
+}
 
 // Cluster is Strait as it is deployed: a redis-server holding the routing
 // metadata, `strait node` processes holding the partitions, and `strait
@@ -119,7 +130,7 @@ func StartCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 			"--admin", admin,
 			"--cluster", cfg.name,
 		}
-		args = append(append(args, cfg.args...), cfg.proxyArgs...)
+		args = append(append(append(args, cfg.args...), cfg.proxyArgs...), cfg.proxyArgsAt[i-1]...)
 		c.Proxies = append(c.Proxies, startProcess(t, Spec{
 			Name:      "proxy-" + strconv.Itoa(i),
 			Path:      bin,
