@@ -167,10 +167,11 @@ func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last in
 	return nil
 }
 
-// flushDue applies flush.messages and flush.ms to what is unflushed.
+// flushDue applies flush.messages and flush.ms to what is unflushed. flush.ms is
+// compared in milliseconds: Kafka's default, Long.MAX_VALUE, overflows a Duration.
 func flushDue(cfg Config, unflushed int64, sinceFlush time.Duration) bool {
 	return cfg.FlushMessages > 0 && unflushed >= cfg.FlushMessages ||
-		cfg.FlushMs > 0 && sinceFlush >= time.Duration(cfg.FlushMs)*time.Millisecond
+		cfg.FlushMs > 0 && sinceFlush.Milliseconds() >= cfg.FlushMs
 }
 
 // rollWriterLocked finishes the active segment (closing time entry, index files, fsync),

@@ -3,6 +3,7 @@ package partitionlog
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -162,6 +163,9 @@ func TestFlushPolicy(t *testing.T) {
 		{"default never syncs", Config{}, time.Second, 10, 0},
 		{"flush.messages 3 (one record each)", Config{FlushMessages: 3}, 0, 10, 3},
 		{"flush.ms 1000 at 400ms steps", Config{FlushMs: 1000}, 400 * time.Millisecond, 10, 3},
+		// Kafka's defaults, as topics carry them: Long.MAX_VALUE must not overflow into
+		// "due" when turned into a duration (it did, fsyncing every append).
+		{"flush.ms and flush.messages at Long.MAX_VALUE", Config{FlushMs: math.MaxInt64, FlushMessages: math.MaxInt64}, time.Second, 10, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

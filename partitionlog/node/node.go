@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -500,6 +501,15 @@ func nonZero(v int64) int64 {
 	return v
 }
 
+// msDuration turns a config in milliseconds into a Duration, saturating: Kafka settings
+// such as Long.MAX_VALUE overflow a Duration.
+func msDuration(ms int64) time.Duration {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
 func configString(t *routing.Topic, name string) string {
 	v, _ := t.ConfigValue(name)
 	return v
@@ -508,9 +518,9 @@ func configString(t *routing.Topic, name string) string {
 // compactConfig is the cleaner's view of a compacted topic's configs.
 func compactConfig(t *routing.Topic, highWatermark int64) partitionlog.CompactConfig {
 	return partitionlog.CompactConfig{
-		DeleteRetention:        max(time.Duration(t.ConfigInt("delete.retention.ms"))*time.Millisecond, time.Nanosecond),
+		DeleteRetention:        max(msDuration(t.ConfigInt("delete.retention.ms")), time.Nanosecond),
 		MinCleanableDirtyRatio: max(t.ConfigFloat("min.cleanable.dirty.ratio"), 1e-9),
-		MinCompactionLag:       time.Duration(t.ConfigInt("min.compaction.lag.ms")) * time.Millisecond,
+		MinCompactionLag:       msDuration(t.ConfigInt("min.compaction.lag.ms")),
 		MaxCleanableOffset:     highWatermark,
 	}
 }
