@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -110,9 +111,16 @@ func (t *Telemetry) ObserveRequest(tier string) func(ctx context.Context, key, v
 func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(bytesIn, bytesOut int, err error)) {
 	tracer := t.Tracer(instrumentationName)
 	tierOnly := metric.WithAttributeSet(attribute.NewSet(attribute.String(tierLabel, tier)))
+	var perAPI sync.Map // API key -> *apiMeasurements, built once per API
 	return func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(int, int, error)) {
 		r := &observedRequest{inst: &t.requests, tier: tier, tierOnly: tierOnly, start: time.Now()}
 		r.api = kmsg.NameForKey(key)
+		if m, ok := perAPI.Load(key); ok {
+			r.measure = m.(*apiMeasurements)
+		} else {
+			m, _ := perAPI.LoadOrStore(key, newAPIMeasurements(r.api, tier))
+			r.measure = m.(*apiMeasurements)
+		}
 		attrs := append([]attribute.KeyValue{
 			attribute.Int(APIKeyAttr, int(key)),
 			attribute.String(APINameAttr, r.api),
@@ -167,12 +175,28 @@ func TraceParent(ctx context.Context) string {
 // observedRequest is one request between ObserveRequest's hook and its finish func.
 type observedRequest struct {
 	inst     *requestInstruments
+	measure  *apiMeasurements
 	ctx      context.Context // carries span
 	span     trace.Span
 	api      string
 	tier     string
 	tierOnly metric.MeasurementOption
 	start    time.Time
+}
+
+// apiMeasurements are the attribute sets one API's measurements carry, made once:
+// building them per request allocated on every request.
+type apiMeasurements struct {
+	api, ok, failed metric.MeasurementOption
+}
+
+func newAPIMeasurements(api, tier string) *apiMeasurements {
+	a, t := attribute.String(apiLabel, api), attribute.String(tierLabel, tier)
+	return &apiMeasurements{
+		api:    metric.WithAttributeSet(attribute.NewSet(a, t)),
+		ok:     metric.WithAttributeSet(attribute.NewSet(a, t, attribute.String(outcomeLabel, "ok"))),
+		failed: metric.WithAttributeSet(attribute.NewSet(a, t, attribute.String(outcomeLabel, "error"))),
+	}
 }
 
 // finish ends the request's span and records its metrics. Metrics are recorded with the
@@ -191,9 +215,12 @@ func (r *observedRequest) finish(bytesIn, bytesOut int, err error) {
 	)
 	r.span.End()
 
-	api, tier := attribute.String(apiLabel, r.api), attribute.String(tierLabel, r.tier)
-	r.inst.requests.Add(r.ctx, 1, metric.WithAttributes(api, tier, attribute.String(outcomeLabel, outcome)))
-	r.inst.duration.Record(r.ctx, elapsed.Seconds(), metric.WithAttributes(api, tier))
+	counted := r.measure.ok
+	if outcome != "ok" {
+		counted = r.measure.failed
+	}
+	r.inst.requests.Add(r.ctx, 1, counted)
+	r.inst.duration.Record(r.ctx, elapsed.Seconds(), r.measure.api)
 	r.inst.bytesReceived.Add(r.ctx, int64(bytesIn), r.tierOnly)
 	r.inst.bytesSent.Add(r.ctx, int64(bytesOut), r.tierOnly)
 }

@@ -45,8 +45,9 @@ func (c *Config) validate() error {
 
 // Telemetry owns the process's OpenTelemetry providers: a MeterProvider whose reader is
 // the Prometheus exporter registered on its own prometheus.Registry (not the global
-// default), and an SDK TracerProvider that samples every root span and follows its
-// parent's decision otherwise. It does not set OpenTelemetry globals: whoever needs a
+// default), and an SDK TracerProvider that, when spans have somewhere to go (a span
+// processor), samples every root span and follows its parent's decision otherwise, and
+// records none when they have not. It does not set OpenTelemetry globals: whoever needs a
 // tracer or meter gets it from here, which keeps tests independent of each other.
 type Telemetry struct {
 	registry *prometheus.Registry
@@ -145,9 +146,15 @@ func newMeterProvider(reg prometheus.Registerer, res *resource.Resource) (*sdkme
 }
 
 func newTracerProvider(res *resource.Resource, processors []sdktrace.SpanProcessor) *sdktrace.TracerProvider {
+	// With nothing to send spans to, record none: spans still carry trace ids, for logs
+	// and for the context passed to other processes, at next to no cost.
+	sampler := sdktrace.NeverSample()
+	if len(processors) > 0 {
+		sampler = sdktrace.AlwaysSample()
+	}
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+		sdktrace.WithSampler(sdktrace.ParentBased(sampler)),
 	}
 	for _, p := range processors {
 		opts = append(opts, sdktrace.WithSpanProcessor(p))

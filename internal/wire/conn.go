@@ -353,7 +353,7 @@ func (c *conn) dispatch(payload []byte) error {
 		c.lastDone = handled
 	}
 	c.handlers.Add(1)
-	go c.handle(ctx, req, res, after, handled)
+	c.srv.handlerWorkers().run(func() { c.handle(ctx, req, res, after, handled) })
 	return nil
 }
 

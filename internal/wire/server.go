@@ -83,6 +83,10 @@ type Server struct {
 		once sync.Once
 		b    *MemoryBudget // Limits.Budget, or the server's own
 	}
+	workers struct {
+		once sync.Once
+		w    *workers // run handlers on reused goroutines
+	}
 	mu struct {
 		sync.Mutex
 		closed    bool
@@ -314,4 +318,11 @@ func nextBackoff(d time.Duration) time.Duration {
 func isTemporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
+}
+
+// handlerWorkers returns the server's pool of handler goroutines, made on first use so
+// that the zero Server works.
+func (s *Server) handlerWorkers() *workers {
+	s.workers.once.Do(func() { s.workers.w = newWorkers() })
+	return s.workers.w
 }
