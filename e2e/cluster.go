@@ -24,6 +24,7 @@ type clusterConfig struct {
 	name           string // --cluster
 	args           []string
 	nodeArgs       []string
+	nodeArgsAt     map[int][]string // by node position, 0-based
 	proxyArgs      []string
 	proxyArgsAt    map[int][]string // by proxy position, 0-based
 }
@@ -46,6 +47,17 @@ func ClusterArgs(extra ...string) ClusterOption {
 // NodeArgs appends extra arguments to every `strait node` command line.
 func NodeArgs(extra ...string) ClusterOption {
 	return func(c *clusterConfig) { c.nodeArgs = append(c.nodeArgs, extra...) }
+}
+
+// NodeArgsAt appends extra arguments to the node at position i (0-based: node
+// id i+1) only, such as its --rack.
+func NodeArgsAt(i int, extra ...string) ClusterOption {
+	return func(c *clusterConfig) {
+		if c.nodeArgsAt == nil {
+			c.nodeArgsAt = map[int][]string{}
+		}
+		c.nodeArgsAt[i] = append(c.nodeArgsAt[i], extra...)
+	}
 }
 
 // ProxyArgs appends extra arguments to every `strait proxy` command line.
@@ -110,7 +122,7 @@ func StartCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 			"--admin", admin,
 			"--cluster", cfg.name,
 		}
-		args = append(append(args, cfg.args...), cfg.nodeArgs...)
+		args = append(append(append(args, cfg.args...), cfg.nodeArgs...), cfg.nodeArgsAt[id-1]...)
 		c.Nodes = append(c.Nodes, startProcess(t, Spec{
 			Name:      "node-" + strconv.Itoa(id),
 			Path:      bin,

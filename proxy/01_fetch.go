@@ -8,6 +8,13 @@ package proxy
 // from the new leader within the request's time, rather than answered
 // NOT_LEADER_OR_FOLLOWER.
 //
+// A client that names its rack (client.rack, v11+) has each partition read, when its
+// leader is in another rack, from an in-sync replica in the client's rack if there is
+// one (KIP-392): the proxy chooses the replica itself, from its routing view, instead of
+// answering PreferredReadReplica, since clients know only proxies. A partition that
+// replica cannot serve (an error, or OFFSET_OUT_OF_RANGE from a follower behind the
+// client) is read from the leader within the same request.
+//
 // Differences from Kafka:
 //   - Fetch sessions (KIP-227) end here, and the proxy does not create them: it answers
 //     SessionID 0, which tells clients to keep sending full fetch requests. A request
@@ -25,6 +32,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/routing"
 )
 
 type fetchPart = part[kmsg.FetchRequestTopicPartition, kmsg.FetchResponseTopicPartition]
@@ -60,10 +69,13 @@ func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respons
 	forward(ctx, p, fetchAdapter{req}, parts, requestDeadline(time.Duration(req.MaxWaitMillis)*time.Millisecond+10*time.Second))
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
-			if sp := &resp.Topics[i].Partitions[j]; sp.RecordBatches == nil {
+			sp := &resp.Topics[i].Partitions[j]
+			if sp.RecordBatches == nil {
 				// Encoded as null otherwise; librdkafka rejects a null record set.
 				sp.RecordBatches = []byte{}
 			}
+			sp.PreferredReadReplica = -1 // a node id means nothing to clients of proxies
+
 		}
 	}
 	return resp, nil
@@ -79,8 +91,23 @@ func (a fetchAdapter) piece() kmsg.Request {
 	sub.MaxWaitMillis, sub.MinBytes, sub.MaxBytes = a.req.MaxWaitMillis, a.req.MinBytes, a.req.MaxBytes
 	sub.IsolationLevel = a.req.IsolationLevel
 	sub.SessionEpoch = -1 // sessionless: the node sees full fetches only
-	sub.Rack = a.req.Rack
+	// No Rack: the proxy picks the replica (prefer), and a leader told the client's rack
+	// would answer a preferred replica instead of records.
 	return sub
+}
+
+// prefer reads a partition, on the first round, from an in-sync replica in the client's
+// rack when its leader is elsewhere (KIP-392).
+func (a fetchAdapter) prefer(_ *Proxy, snap *routing.Snapshot, pt *fetchPart) (target, bool) {
+	if a.req.Rack == "" {
+		return target{}, false
+	}
+	p, ok := snap.Partition(pt.topic, pt.index)
+	if !ok {
+		return target{}, false
+	}
+	n, ok := snap.ReadReplicaInRack(p, a.req.Rack)
+	return target{id: n.ID, addr: n.Addr}, ok
 }
 
 func (fetchAdapter) add(piece kmsg.Request, pt *fetchPart) {
@@ -117,8 +144,9 @@ func (fetchAdapter) resendable(*fetchPart) bool { return true }
 
 // sendRound gets each node's answer to its share of a fetch without letting a quiet
 // node hold up data from a busy one: with several nodes it first asks them all without
-// waiting, and only if none has data long-polls them all, answering as soon as one has
-// some. A retry round asks without waiting: the client's own next fetch long-polls.
+// waiting, and only if none has data or an error long-polls them all, answering as soon
+// as one has some. A retry round asks without waiting: the client's own next fetch
+// long-polls.
 func (a fetchAdapter) sendRound(ctx context.Context, p *Proxy, round int, pieces []*piece) []*piece {
 	if round > 0 {
 		for _, pc := range pieces {
@@ -136,8 +164,8 @@ func (a fetchAdapter) sendRound(ctx context.Context, p *Proxy, round int, pieces
 		immediate[i] = &piece{to: pc.to, req: &now}
 	}
 	p.sendPieces(ctx, nil, round, immediate)
-	if fetchedBytes(immediate) >= max(int(a.req.MinBytes), 1) {
-		return immediate
+	if fetchedBytes(immediate) >= max(int(a.req.MinBytes), 1) || anyFailed(immediate) {
+		return immediate // an error answers at once, as in Kafka, and may be retried elsewhere
 	}
 	done := make(chan int, len(pieces))
 	for i, pc := range pieces {
@@ -161,6 +189,28 @@ func (a fetchAdapter) sendRound(ctx context.Context, p *Proxy, round int, pieces
 		}
 	}
 	return answers
+}
+
+// anyFailed reports whether a sent fetch piece failed, or answered an error for a
+// partition.
+func anyFailed(pieces []*piece) bool {
+	for _, pc := range pieces {
+		if pc.err != nil {
+			return true
+		}
+		resp, ok := pc.resp.(*kmsg.FetchResponse)
+		if !ok {
+			continue
+		}
+		for _, t := range resp.Topics {
+			for _, part := range t.Partitions {
+				if part.ErrorCode != 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // fetchedBytes counts the record bytes in sent fetch pieces.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,11 @@ import (
 // Each API keeps its own file and supplies an adapter: how to start a piece, add a part
 // to it, read a node's answers, and read and write an answer's error code. The engine
 // owns splitting, sending, retrying and merging, so the APIs cannot drift apart.
+//
+// An adapter may prefer another node to a part's leader for the first round (Fetch
+// prefers an in-sync replica in the client's rack, KIP-392). Whatever that node does
+// not serve, whatever the error, is sent to the leader on the next round, at once: the
+// routing view is not stale for it, and the client never hears of the detour.
 
 // part is one partition of a client request on its way through the engine: what the
 // client asked of it, and where its answer goes in the client's response.
@@ -44,6 +50,9 @@ type part[In, Out any] struct {
 	// The last failure, answered if the deadline passes before a retry succeeds.
 	lastCode int16
 	lastErr  error
+	// preferred says this round sends the part to the node its adapter prefers to the
+	// leader (preferrer).
+	preferred bool
 }
 
 // adapter is what one API tells the engine.
@@ -75,6 +84,13 @@ type roundSender interface {
 type router interface {
 	route(p *Proxy, snap *routing.Snapshot, key string) (target, error)
 	stale(code int16) bool
+}
+
+// preferrer is an adapter that may send a part, on the first round only, to a node it
+// prefers to the part's leader; ok false sends it to the leader. Router adapters route
+// by key and prefer nothing.
+type preferrer[In, Out any] interface {
+	prefer(p *Proxy, snap *routing.Snapshot, pt *part[In, Out]) (to target, ok bool)
 }
 
 // localServer is a router that answers the parts routed to this proxy itself.
@@ -111,7 +127,7 @@ func forward[In, Out any](ctx context.Context, p *Proxy, a adapter[In, Out], par
 	snap := p.view.Snapshot()
 	backoff := retryBackoffMin
 	for round := 0; len(parts) > 0; round++ {
-		pieces, members, retry := split(p, snap, a, parts)
+		pieces, members, retry := split(p, snap, a, parts, round)
 		sent := p.sendPieces(ctx, a, round, pieces)
 		for i, pc := range sent {
 			retry = append(retry, merge(a, pc, members[i])...)
@@ -119,25 +135,38 @@ func forward[In, Out any](ctx context.Context, p *Proxy, a adapter[In, Out], par
 		if len(retry) == 0 {
 			return
 		}
-		p.viewIsStale()
+		// Parts a preferred node did not serve go to their leaders as the view knows them.
+		stale := slices.ContainsFunc(retry, func(pt *part[In, Out]) bool { return !pt.preferred })
+		if stale {
+			p.viewIsStale()
+		}
 		if ctx.Err() != nil || time.Until(deadline) < backoff { // out of time, or the client left
 			for _, pt := range retry {
 				a.fail(pt.out, pt.lastCode, errorMessage(pt.lastErr))
 			}
 			return
 		}
-		snap = p.awaitView(ctx, snap, backoff)
-		backoff = min(2*backoff, retryBackoffMax)
+		if stale {
+			snap = p.awaitView(ctx, snap, backoff)
+			backoff = min(2*backoff, retryBackoffMax)
+		}
 		parts = retry
-		p.logger.DebugContext(ctx, "retrying parts of a request on a fresh routing view", "round", round+1, "parts", len(parts))
+		p.logger.DebugContext(ctx, "retrying parts of a request", "round", round+1, "parts", len(parts), "fresh_view", stale)
 	}
 }
 
-// routeOf is where a part goes: its partition's leader node, or where the adapter
-// routes it.
-func routeOf[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], pt *part[In, Out]) (target, error) {
+// routeOf is where a part goes this round: where the adapter routes it, the node it
+// prefers on the first round, or its partition's leader node.
+func routeOf[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], pt *part[In, Out], round int) (target, error) {
 	if r, ok := a.(router); ok {
 		return r.route(p, snap, pt.topic)
+	}
+	pt.preferred = false
+	if pr, ok := a.(preferrer[In, Out]); ok && round == 0 {
+		if to, ok := pr.prefer(p, snap, pt); ok {
+			pt.preferred = true
+			return to, nil
+		}
 	}
 	node, addr, err := leaderOf(snap, pt.topic, pt.index)
 	return target{id: node, addr: addr}, err
@@ -146,13 +175,13 @@ func routeOf[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], 
 // split groups parts by destination. Parts without a usable route are answered at once
 // when the route can only be wrong (no such topic), and kept for the next round when
 // the view may be stale (no live leader).
-func split[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], parts []*part[In, Out]) ([]*piece, [][]*part[In, Out], []*part[In, Out]) {
+func split[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], parts []*part[In, Out], round int) ([]*piece, [][]*part[In, Out], []*part[In, Out]) {
 	var pieces []*piece
 	var members [][]*part[In, Out]
 	var retry []*part[In, Out]
 	byTarget := map[target]int{}
 	for _, pt := range parts {
-		to, err := routeOf(p, snap, a, pt)
+		to, err := routeOf(p, snap, a, pt, round)
 		if err != nil {
 			pt.lastCode, pt.lastErr = partitionErrorCode(err), err
 			if errors.Is(err, errNoLeader) || errors.Is(err, errNoCoordinator) {
@@ -232,6 +261,10 @@ func merge[In, Out any](a adapter[In, Out], pc *piece, parts []*part[In, Out]) [
 		switch {
 		case !ok:
 			a.fail(pt.out, kerr.UnknownServerError.Code, kmsg.StringPtr(fmt.Sprintf("%d did not answer for %s-%d", pc.to.id, pt.topic, pt.index)))
+		case pt.preferred && a.code(out) != 0: // the leader may serve what the preferred node could not
+			pt.lastCode, pt.lastErr = a.code(out), fmt.Errorf("%d, preferred to the leader: %w", pc.to.id, kerr.ErrorForCode(a.code(out)))
+			*pt.out = *out
+			retry = append(retry, pt)
 		case isStale(a, a.code(out)):
 			pt.lastCode, pt.lastErr = a.code(out), fmt.Errorf("%d: %w", pc.to.id, kerr.ErrorForCode(a.code(out)))
 			*pt.out = *out // answered as is if no retry succeeds

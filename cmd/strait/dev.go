@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +48,8 @@ type devConfig struct {
 	MaxClusterPartitions int
 	Mode                 string
 	Rack                 string
+	NodeRacks            string   // --node-racks as given
+	nodeRacks            []string // by node, in id order; nil when not given
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -69,6 +73,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 	maxNodePartitionsFlag(fs, &c.MaxNodePartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
+	fs.StringVar(&c.NodeRacks, "node-racks", "", "racks of the nodes, comma-separated, one per node in id order (a,b,c for --nodes 3): consumers that set client.rack read from the replica in theirs rather than the leader (KIP-392)")
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -110,8 +115,22 @@ func (c *devConfig) validate() error {
 	if err := validateUpstream(c.UpstreamConns); err != nil {
 		return err
 	}
+	if c.NodeRacks != "" {
+		c.nodeRacks = strings.Split(c.NodeRacks, ",")
+		if len(c.nodeRacks) != c.Nodes || slices.Contains(c.nodeRacks, "") {
+			return fmt.Errorf("--node-racks %q: want %d racks, one per node, none empty", c.NodeRacks, c.Nodes)
+		}
+	}
 	c.ReplicationFactor = min(c.ReplicationFactor, c.Nodes) // as many replicas as dev has nodes
 	return nil
+}
+
+// nodeRack is the rack of node id (counted from 1), "" when --node-racks is not given.
+func (c *devConfig) nodeRack(id int32) string {
+	if c.nodeRacks == nil {
+		return ""
+	}
+	return c.nodeRacks[id-1]
 }
 
 func runDev(args []string) error {
@@ -210,6 +229,7 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 		ZeroCopy:       cfg.ZeroCopy,
 		LagTimeMax:     cfg.LagTimeMax,
 		MaxPartitions:  nodePartitionLimit(cfg.MaxNodePartitions, cfg.Nodes),
+		Rack:           cfg.nodeRack(id),
 		// Dev nodes listen on a new port at each start; the data dir is what they are.
 		LeaseHolder: "dev-node-" + strconv.Itoa(int(id)) + "@" + cfg.DataDir,
 		Relay:       d.relay,

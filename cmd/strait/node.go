@@ -30,6 +30,7 @@ type nodeConfig struct {
 	ZeroCopy       bool
 	LagTimeMax     time.Duration
 	MaxPartitions  int
+	Rack           string
 }
 
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 	maxNodePartitionsFlag(fs, &c.MaxPartitions)
+	fs.StringVar(&c.Rack, "rack", "", "the rack or zone this node runs in (broker.rack): consumers that set the same client.rack read its replicas rather than the leader's (KIP-392)")
 }
 
 // maxNodePartitionsFlag is the partitions a node may hold, for `strait node` and `strait dev`.
@@ -116,6 +118,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		Limits: cfg.Limits.forListener(budget), RetentionCheck: cfg.RetentionCheck,
 		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy, LagTimeMax: cfg.LagTimeMax,
 		MaxPartitions: nodePartitionLimit(cfg.MaxPartitions, 1),
+		Rack:          cfg.Rack,
 		Relay:         relay.relay,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {

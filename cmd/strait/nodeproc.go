@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/partitionlog"
@@ -33,6 +36,7 @@ type nodeOptions struct {
 	ZeroCopy       bool
 	LagTimeMax     time.Duration // replica.lag.time.max.ms
 	MaxPartitions  int           // max.broker.partitions, published in the registration
+	Rack           string        // broker.rack, published in the registration
 	// LeaseHolder names this process in the node's lease (default node-<id>@<advertise>):
 	// a restarted node with the same holder takes its lease back at once.
 	LeaseHolder string
@@ -97,6 +101,9 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 	if err := observeListener(tel, "node", "node-"+strconv.Itoa(int(opts.ID)), n.wire); err != nil {
 		n.logger.Warn("connection metrics are unavailable; serving without them", "err", err)
 	}
+	if err := observeConsumerReads(tel, opts.ID, srv.ConsumerReadStats); err != nil {
+		n.logger.Warn("consumer read metrics are unavailable; serving without them", "err", err)
+	}
 	go serve(n.wire, opts.Listener, n.logger)
 	return n, nil
 }
@@ -116,7 +123,7 @@ func (n *nodeProcess) register(ctx context.Context) error {
 		return fmt.Errorf("node %d: register: %w", n.opts.ID, err)
 	}
 	n.renewed.Store(time.Now().UnixNano())
-	want := routing.Node{ID: n.opts.ID, Addr: n.opts.Advertise, MaxPartitions: n.opts.MaxPartitions}
+	want := routing.Node{ID: n.opts.ID, Addr: n.opts.Advertise, MaxPartitions: n.opts.MaxPartitions, Rack: n.opts.Rack}
 	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur == want {
 		return nil
 	}
@@ -165,6 +172,36 @@ func (n *nodeProcess) alterISR(c *routing.Controller) func(context.Context, stri
 		_, err = c.AlterPartitionISR(ctx, topic, index, n.opts.ID, leaderEpoch, isr, partitionEpoch, live)
 		return err
 	}
+}
+
+// observeConsumerReads reports, as strait.node.consumer_reads labelled with the node's
+// id, the partitions a node answered to consumers' fetches, by how: read as leader
+// ("leader"), read as follower for a client in its rack ("follower", KIP-392), or
+// answered with a preferred read replica in the client's rack ("redirect").
+func observeConsumerReads(tel *observability.Telemetry, id int32, stats func() node.ConsumerReadStats) error {
+	meter := tel.Meter("github.com/strait-io/strait/cmd/strait")
+	reads, err := meter.Int64ObservableCounter("strait.node.consumer_reads",
+		metric.WithDescription("Partitions answered to consumers' fetches: read as leader, read as follower (KIP-392), or redirected to a replica in the client's rack."),
+		metric.WithUnit("{partition}"))
+	if err != nil {
+		return fmt.Errorf("create strait.node.consumer_reads: %w", err)
+	}
+	nodeID := attribute.String("node", strconv.Itoa(int(id)))
+	as := func(how string) metric.ObserveOption {
+		return metric.WithAttributeSet(attribute.NewSet(nodeID, attribute.String("as", how)))
+	}
+	asLeader, asFollower, redirect := as("leader"), as("follower"), as("redirect")
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := stats()
+		o.ObserveInt64(reads, st.AsLeader, asLeader)
+		o.ObserveInt64(reads, st.AsFollower, asFollower)
+		o.ObserveInt64(reads, st.Redirected, redirect)
+		return nil
+	}, reads)
+	if err != nil {
+		return fmt.Errorf("observe consumer reads of node %d: %w", id, err)
+	}
+	return nil
 }
 
 // recoveryHooks logs what opening a partition found and shows progress on long ones.

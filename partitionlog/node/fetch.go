@@ -22,6 +22,9 @@ import (
 // session and answers only those with news; follower fetchers use one session per
 // leader, so a fetch round costs in proportion to the partitions that moved.
 //
+// A consumer's fetch may be served as follower too, or answered with a preferred read
+// replica (KIP-392, closest_replica.go).
+//
 // With Config.ZeroCopy the record bytes are not read at all: the answer names ranges
 // of segment files, which the wire server sends with sendfile.
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
@@ -64,8 +67,9 @@ func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, abort <-c
 		ready := s.readable.wait() // taken before reading so no append slips between
 		f := read()
 		wait := time.Until(deadline)
-		if f.size >= int(req.MinBytes) || f.failed || wait <= 0 || ctx.Err() != nil || isClosed(abort) {
+		if f.size >= int(req.MinBytes) || f.failed || f.redirected || wait <= 0 || ctx.Err() != nil || isClosed(abort) {
 			f.commit()
+			s.consumerReads.add(f.reads)
 			return f.response()
 		}
 		f.release()
@@ -99,12 +103,16 @@ func sessionError(req *kmsg.FetchRequest, code int16) kmsg.Response {
 
 // fetchRead is one pass over a fetch's partitions.
 type fetchRead struct {
-	resp     *kmsg.FetchResponse
-	size     int
-	failed   bool
-	ranges   [][]wire.FileRange // file ranges, one list per wire.Placeholder
-	releases []func()
-	commits  []func() // run once this pass is the answer (session bookkeeping)
+	resp   *kmsg.FetchResponse
+	size   int
+	failed bool
+	// redirected: a partition was answered with a preferred read replica, which the
+	// client should hear of at once rather than after a long poll (KAFKA-13767).
+	redirected bool
+	reads      ConsumerReadStats  // the consumer reads this pass answered
+	ranges     [][]wire.FileRange // file ranges, one list per wire.Placeholder
+	releases   []func()
+	commits    []func() // run once this pass is the answer (session bookkeeping)
 }
 
 // response is the answer to send: spliced when record bytes are file ranges.
@@ -141,12 +149,13 @@ func fetchBudget(req *kmsg.FetchRequest) int32 {
 func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
 	f := &fetchRead{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	snap := s.view.Snapshot()
+	rd := readerOf(req)
 	budget := fetchBudget(req)
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
-			sp, n := s.readPartition(f, snap, req.ReplicaID, rt.Topic, rp, min(rp.PartitionMaxBytes, budget), f.size == 0)
+			sp, n := s.readPartition(f, snap, rd, rt.Topic, rp, min(rp.PartitionMaxBytes, budget), f.size == 0)
 			f.size += n
 			budget -= int32(n)
 			f.failed = f.failed || sp.ErrorCode != 0
@@ -171,12 +180,13 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 		}
 	}
 	s.reportIdle(sess)
+	rd := readerOf(req)
 	budget := fetchBudget(req)
 	topics := map[string]int{} // topic -> index in f.resp.Topics
 	answered := 0
 	for _, key := range sess.order {
 		sp := sess.partitions[key]
-		s.route(snap, key, sp)
+		s.route(snap, rd, key, sp)
 		if sp.unreported && sp.route != nil {
 			// A follower's new position may advance the high watermark, news in itself.
 			sp.unreported = false
@@ -187,7 +197,7 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 		if !full && !sp.hasNews(req.ReplicaID) {
 			continue
 		}
-		out, n := s.readPartition(f, snap, req.ReplicaID, key.topic, sp.request, min(sp.request.PartitionMaxBytes, budget), f.size == 0)
+		out, n := s.readPartition(f, snap, rd, key.topic, sp.request, min(sp.request.PartitionMaxBytes, budget), f.size == 0)
 		f.size += n
 		budget -= int32(n)
 		f.failed = f.failed || (out.ErrorCode != 0 && out.ErrorCode != sp.sentError)
@@ -210,11 +220,11 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 }
 
 // route finds the replica a session partition reads from, once per metadata version.
-func (s *Server) route(snap *routing.Snapshot, key partitionKey, sp *sessionPartition) {
+func (s *Server) route(snap *routing.Snapshot, rd reader, key partitionKey, sp *sessionPartition) {
 	if sp.route != nil || sp.routeErr != nil {
 		return
 	}
-	r, p, err := s.lookup(snap, key.topic, key.index)
+	r, p, err := s.lookupReplica(snap, key.topic, key.index, rd.anyReplica)
 	if err == nil {
 		err = checkLeaderEpoch(sp.request.CurrentLeaderEpoch, p.LeaderEpoch)
 	}
@@ -274,14 +284,15 @@ func (s *Server) reportIdle(sess *fetchSession) {
 }
 
 // readPartition answers one partition and returns how many record bytes it carries.
-// A consumer (replica -1) reads up to the high watermark; a follower (its node id)
-// reads up to the log end, and its fetch offset tells the leader how far it got.
-func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, replicaID int32, topic string, rp kmsg.FetchRequestTopicPartition, maxBytes int32, first bool) (kmsg.FetchResponseTopicPartition, int) {
+// A consumer (replica -1) reads up to the high watermark, of the leader or, reading
+// from a follower, of that follower; a follower (its node id) reads up to the log end,
+// and its fetch offset tells the leader how far it got.
+func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, rd reader, topic string, rp kmsg.FetchRequestTopicPartition, maxBytes int32, first bool) (kmsg.FetchResponseTopicPartition, int) {
 	sp := kmsg.NewFetchResponseTopicPartition()
 	sp.Partition = rp.Partition
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 	sp.RecordBatches = []byte{} // never null: librdkafka rejects a null record set
-	r, p, err := s.lookup(snap, topic, rp.Partition)
+	r, p, err := s.lookupReplica(snap, topic, rp.Partition, rd.anyReplica)
 	if err == nil {
 		err = checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch)
 	}
@@ -289,7 +300,7 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, replicaID i
 		sp.ErrorCode = errorCode(err)
 		return sp, 0
 	}
-	readTo, err := s.readBound(r, replicaID, rp.FetchOffset)
+	readTo, err := s.readBound(r, rd.replicaID, rp.FetchOffset)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
 		return sp, 0
@@ -297,6 +308,24 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, replicaID i
 	highWatermark := r.highWatermark()
 	sp.HighWatermark, sp.LastStableOffset = highWatermark, highWatermark
 	sp.LogStartOffset = r.log.StartOffset()
+	leading := p.Leader == s.cfg.ID
+	if leading && rd.rack != "" {
+		if id := s.preferredReadReplica(snap, r, p, rd.rack, rp.FetchOffset); id >= 0 {
+			// The client reads the partition from id from now on; records from here
+			// would only be read twice (KIP-392, KAFKA-13767).
+			sp.PreferredReadReplica = id
+			f.redirected = true
+			f.reads.Redirected++
+			return sp, 0
+		}
+	}
+	if rd.replicaID < 0 {
+		if leading {
+			f.reads.AsLeader++
+		} else {
+			f.reads.AsFollower++
+		}
+	}
 	if maxBytes <= 0 && !first {
 		return sp, 0 // budget spent: report offsets, send no records
 	}

@@ -286,6 +286,14 @@ func (f *fetcher) apply(key partitionKey, st *fetchState, got kmsg.FetchResponse
 			}
 			set.moved(key)
 		}
+		hwBefore, startBefore := r.log.HighWatermark(), r.log.StartOffset()
+		defer func() {
+			if r.log.HighWatermark() != hwBefore || r.log.StartOffset() != startBefore {
+				// News for consumers reading from this follower (KIP-392).
+				r.changes.Add(1)
+				r.readable.notify()
+			}
+		}()
 		r.log.SetHighWatermark(min(got.HighWatermark, r.log.EndOffset()))
 		// The leader's log start moved (DeleteRecords, retention): follow it, as Kafka does.
 		if start := min(got.LogStartOffset, r.log.EndOffset()); start > r.log.StartOffset() {

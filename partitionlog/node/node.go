@@ -93,6 +93,8 @@ type Server struct {
 		running  sync.WaitGroup
 		stopping bool
 	}
+	// consumerReads counts the partitions answered to consumers, by role (KIP-392).
+	consumerReads consumerReads
 
 	mu struct {
 		sync.Mutex
@@ -263,6 +265,12 @@ func (s *Server) Close() error {
 
 // lookup finds the partition a request names and checks this node leads it.
 func (s *Server) lookup(snap *routing.Snapshot, topic string, index int32) (*replica, routing.Partition, error) {
+	return s.lookupReplica(snap, topic, index, false)
+}
+
+// lookupReplica finds the partition a request names and checks this node leads it, or,
+// with followerOK, holds a replica of it (a consumer's fetch, KIP-392).
+func (s *Server) lookupReplica(snap *routing.Snapshot, topic string, index int32, followerOK bool) (*replica, routing.Partition, error) {
 	t, ok := snap.Topic(topic)
 	if !ok {
 		return nil, routing.Partition{}, errUnknownPartition
@@ -271,14 +279,14 @@ func (s *Server) lookup(snap *routing.Snapshot, topic string, index int32) (*rep
 	if !ok {
 		return nil, routing.Partition{}, errUnknownPartition
 	}
-	if p.Leader != s.cfg.ID {
+	if p.Leader != s.cfg.ID && !(followerOK && p.HasReplica(s.cfg.ID)) {
 		return nil, p, errNotLeader
 	}
 	r, err := s.partition(t, index, snap)
 	if err != nil {
 		return nil, p, err
 	}
-	s.applyRole(partitionKey{topic, index}, r, p) // opened on demand: lead it now
+	s.applyRole(partitionKey{topic, index}, r, p) // opened on demand: take its role now
 	return r, p, nil
 }
 
