@@ -2,6 +2,7 @@ package observability
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
@@ -121,14 +122,15 @@ func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, ke
 			m, _ := perAPI.LoadOrStore(key, newAPIMeasurements(r.api, tier))
 			r.measure = m.(*apiMeasurements)
 		}
-		attrs := append([]attribute.KeyValue{
-			attribute.Int(APIKeyAttr, int(key)),
-			attribute.String(APINameAttr, r.api),
-			attribute.Int(APIVersionAttr, int(version)),
-			attribute.String(TierAttr, tier),
-		}, clientAttributes(origin)...)
-		r.ctx, r.span = tracer.Start(withRemoteParent(ctx, origin.TraceParent), r.api+" "+tier,
-			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		r.ctx, r.span = tracer.Start(withRemoteParent(ctx, origin.TraceParent), r.api+" "+tier, trace.WithSpanKind(trace.SpanKindServer))
+		if r.span.IsRecording() { // attributes cost allocations; spans nobody records need none
+			r.span.SetAttributes(append([]attribute.KeyValue{
+				attribute.Int(APIKeyAttr, int(key)),
+				attribute.String(APINameAttr, r.api),
+				attribute.Int(APIVersionAttr, int(version)),
+				attribute.String(TierAttr, tier),
+			}, clientAttributes(origin)...)...)
+		}
 		r.ctx = withClient(r.ctx, origin)
 		return r.ctx, r.finish
 	}
@@ -151,7 +153,7 @@ func clientAttributes(o RequestOrigin) []attribute.KeyValue {
 	return attrs
 }
 
-// traceContext reads and writes W3C traceparent headers.
+// traceContext reads and writes W3C traceparent headers of versions other than 00.
 var traceContext propagation.TraceContext
 
 // withRemoteParent makes the span of traceParent, from another process, the parent of
@@ -161,15 +163,50 @@ func withRemoteParent(ctx context.Context, traceParent string) context.Context {
 	if traceParent == "" || trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx
 	}
+	if sc, ok := parseTraceParent(traceParent); ok {
+		return trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
 	return traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": traceParent})
 }
 
 // TraceParent returns the W3C traceparent of the span ctx carries, "" if it carries
-// none: what a request sent on from within it names as its parent.
+// none: what a request sent on from within it names as its parent. It is made on every
+// forwarded request, so it is formatted directly: "00-<trace id>-<span id>-<flags>".
 func TraceParent(ctx context.Context) string {
-	carrier := propagation.MapCarrier{}
-	traceContext.Inject(ctx, carrier)
-	return carrier.Get("traceparent")
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	b := make([]byte, 0, 55)
+	b = append(b, "00-"...)
+	b = hex.AppendEncode(b, tid[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, sid[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, []byte{byte(sc.TraceFlags() & trace.FlagsSampled)})
+	return string(b)
+}
+
+// parseTraceParent reads a version-00 W3C traceparent as a remote span context.
+func parseTraceParent(s string) (trace.SpanContext, bool) {
+	if len(s) != 55 || s[:3] != "00-" || s[35] != '-' || s[52] != '-' {
+		return trace.SpanContext{}, false
+	}
+	tid, err := trace.TraceIDFromHex(s[3:35])
+	if err != nil {
+		return trace.SpanContext{}, false
+	}
+	sid, err := trace.SpanIDFromHex(s[36:52])
+	if err != nil {
+		return trace.SpanContext{}, false
+	}
+	var flags [1]byte
+	if _, err := hex.Decode(flags[:], []byte(s[53:55])); err != nil {
+		return trace.SpanContext{}, false
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags[0]), Remote: true})
+	return sc, sc.IsValid()
 }
 
 // observedRequest is one request between ObserveRequest's hook and its finish func.
@@ -209,10 +246,12 @@ func (r *observedRequest) finish(bytesIn, bytesOut int, err error) {
 		r.span.RecordError(err)
 		r.span.SetStatus(codes.Error, err.Error())
 	}
-	r.span.SetAttributes(
-		attribute.Int(RequestBytesAttr, bytesIn),
-		attribute.Int(ResponseBytesAttr, bytesOut),
-	)
+	if r.span.IsRecording() {
+		r.span.SetAttributes(
+			attribute.Int(RequestBytesAttr, bytesIn),
+			attribute.Int(ResponseBytesAttr, bytesOut),
+		)
+	}
 	r.span.End()
 
 	counted := r.measure.ok

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -266,6 +267,33 @@ func TestObserveRequestFromBadTraceParent(t *testing.T) {
 		done(1, 1, nil)
 		if span := rec.Ended()[len(rec.Ended())-1]; span.Parent().IsValid() {
 			t.Errorf("traceparent %q: span has parent %v", tp, span.Parent())
+		}
+	}
+}
+
+// TestTraceParentMatchesW3C: the traceparent formatted and parsed directly on the request
+// path is the one OpenTelemetry's W3C propagator writes and reads.
+func TestTraceParentMatchesW3C(t *testing.T) {
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+			SpanID:  trace.SpanID{0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 1, 2}, TraceFlags: flags,
+		})
+		ctx := trace.ContextWithSpanContext(context.Background(), sc)
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, carrier)
+		if got := TraceParent(ctx); got != carrier.Get("traceparent") {
+			t.Fatalf("TraceParent = %q, the W3C propagator writes %q", got, carrier.Get("traceparent"))
+		}
+		parsed, ok := parseTraceParent(TraceParent(ctx))
+		if !ok || parsed.TraceID() != sc.TraceID() || parsed.SpanID() != sc.SpanID() || parsed.TraceFlags() != flags || !parsed.IsRemote() {
+			t.Fatalf("parseTraceParent(%q) = %v, %v", TraceParent(ctx), parsed, ok)
+		}
+	}
+	for _, bad := range []string{"", "00-zz", "01-0102030405060708090a0b0c0d0e0f10-0a0b0c0d0e0f0102-01",
+		"00-00000000000000000000000000000000-0a0b0c0d0e0f0102-01"} {
+		if _, ok := parseTraceParent(bad); ok {
+			t.Errorf("parseTraceParent(%q) accepted it", bad)
 		}
 	}
 }

@@ -18,9 +18,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// benchConfig is what `strait bench` measures: produce a fixed number of records of a
-// fixed size to a topic, then consume them all back.
+// benchConfig is what `strait bench` measures. In throughput mode: produce a fixed
+// number of records of a fixed size to a topic, then consume them all back. In latency
+// mode (bench_latency.go): produce at a fixed rate and measure each record's latency.
 type benchConfig struct {
+	Mode           string
+	Rate           int
+	Duration       time.Duration
+	FetchMaxWait   time.Duration
+	IdlePartitions int
+
 	Brokers    string
 	Topic      string
 	Records    int
@@ -40,6 +47,11 @@ func (c *benchConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Acks, "acks", "all", "producer acks: all, 1 or 0")
 	fs.DurationVar(&c.Linger, "linger", 0, "producer linger (batching delay)")
 	fs.StringVar(&c.Phase, "phase", "both", "what to measure: produce, consume or both")
+	fs.StringVar(&c.Mode, "mode", "throughput", "throughput (as fast as possible) or latency (at --rate, percentiles of each record's latency)")
+	fs.IntVar(&c.Rate, "rate", 10_000, "latency mode: records per second")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "latency mode: how long to produce")
+	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", 100*time.Millisecond, "latency mode: the consumer's long poll (fetch.max.wait.ms)")
+	fs.IntVar(&c.IdlePartitions, "idle-partitions", 0, "latency mode: partitions to add to the cluster first, in a topic nothing writes to")
 }
 
 func (c *benchConfig) validate() error {
@@ -54,6 +66,10 @@ func (c *benchConfig) validate() error {
 		return fmt.Errorf("--acks %q: must be all, 1 or 0", c.Acks)
 	case c.Phase != "both" && c.Phase != "produce" && c.Phase != "consume":
 		return fmt.Errorf("--phase %q: must be produce, consume or both", c.Phase)
+	case c.Mode != "throughput" && c.Mode != "latency":
+		return fmt.Errorf("--mode %q: must be throughput or latency", c.Mode)
+	case c.Rate < 1 || c.Duration <= 0 || c.FetchMaxWait <= 0 || c.IdlePartitions < 0:
+		return fmt.Errorf("--rate, --duration and --fetch-max-wait must be positive, --idle-partitions not negative")
 	}
 	return nil
 }
@@ -71,6 +87,9 @@ func runBench(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	seeds := strings.Split(cfg.Brokers, ",")
+	if cfg.Mode == "latency" {
+		return benchLatency(ctx, seeds, cfg, os.Stdout)
+	}
 	if cfg.Phase != "consume" {
 		if err := ensureTopic(ctx, seeds, cfg); err != nil {
 			return err
