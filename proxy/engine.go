@@ -209,6 +209,10 @@ func (p *Proxy) sendPieces(ctx context.Context, a any, round int, pieces []*piec
 	if rs, ok := a.(roundSender); ok {
 		return rs.sendRound(ctx, p, round, pieces)
 	}
+	if len(pieces) == 1 { // no goroutine to start and wait for: the common case
+		p.sendPiece(ctx, a, pieces[0])
+		return pieces
+	}
 	var wg sync.WaitGroup
 	for _, pc := range pieces {
 		wg.Go(func() { p.sendPiece(ctx, a, pc) })
@@ -224,6 +228,10 @@ func (p *Proxy) sendPiece(ctx context.Context, a any, pc *piece) {
 		return
 	}
 	pc.resp, pc.err = p.nodes.Do(ctx, pc.to.addr, pc.req)
+	if pc.err == nil {
+		// A node in this process answers a fetch with file ranges; read them.
+		pc.resp, pc.err = wire.Materialize(pc.resp)
+	}
 	if pc.err == nil {
 		return
 	}

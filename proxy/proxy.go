@@ -123,6 +123,10 @@ func (p *Proxy) Close() error {
 	return p.nodes.Close()
 }
 
+// ServeLocally makes the proxy call node s, which serves addr in this process, directly
+// rather than through a socket (`strait dev`).
+func (p *Proxy) ServeLocally(addr string, s *wire.Server) { p.nodes.ServeLocally(addr, s) }
+
 // viewIsStale asks for a refresh of the routing view without waiting: a node answered
 // NOT_LEADER or could not be reached, so leadership has probably moved.
 func (p *Proxy) viewIsStale() {

@@ -209,6 +209,15 @@ func (d *dev) start(ctx context.Context, cfg devConfig) error {
 			return err
 		}
 	}
+	// One process: nodes replicate from each other and the proxy forwards to them by
+	// calling their handlers, not through sockets (wire.Pool.ServeLocally).
+	for _, a := range d.nodes {
+		for _, b := range d.nodes {
+			if a != b {
+				a.server.ServePeerLocally(b.opts.Advertise, b.wire)
+			}
+		}
+	}
 	return d.startProxy(ctx, cfg)
 }
 
@@ -262,6 +271,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		MaxClusterPartitions: cfg.MaxClusterPartitions,
 		Mode:                 proxy.Mode(cfg.Mode),
 		Rack:                 cfg.Rack,
+		LocalNodes:           d.localNodes(),
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
 		ln.Close()
@@ -270,6 +280,15 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 	d.admin.AddCheck(observabilityGroupsCheck(d.proxy))
 	d.relayTo.Store(d.proxy.proxy)
 	return nil
+}
+
+// localNodes are the nodes' listeners by address, for the proxy to call in process.
+func (d *dev) localNodes() map[string]*wire.Server {
+	m := make(map[string]*wire.Server, len(d.nodes))
+	for _, n := range d.nodes {
+		m[n.opts.Advertise] = n.wire
+	}
+	return m
 }
 
 // relay answers the nodes' relayed requests with the proxy of this process: in the

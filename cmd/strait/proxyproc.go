@@ -45,8 +45,11 @@ type proxyOptions struct {
 	ImbalanceCheck    time.Duration // leader.imbalance.check.interval.seconds
 	// MaxClusterPartitions caps the partition replicas of the cluster (max.partitions).
 	MaxClusterPartitions int
-	Mode                 proxy.Mode
-	Rack                 string // broker.rack
+	// LocalNodes are nodes of this process, by address, which the proxy calls in
+	// process rather than through sockets.
+	LocalNodes map[string]*wire.Server
+	Mode       proxy.Mode
+	Rack       string // broker.rack
 }
 
 // proxyProcess is a running proxy: its Kafka listener, its consumer-group coordinator,
@@ -93,6 +96,9 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		return nil, err
 	}
 	pp.proxy = p
+	for addr, s := range opts.LocalNodes {
+		p.ServeLocally(addr, s)
+	}
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	pp.stopLoops = stopLoops
 	if err := pp.startGroups(loopCtx); err != nil {

@@ -52,7 +52,11 @@ type Pool struct {
 	cancel context.CancelFunc
 	dials  sync.WaitGroup
 	stats  struct{ dials, dialErrors atomic.Int64 }
-	mu     struct {
+	local  struct { // addresses answered in process (local.go)
+		sync.RWMutex
+		servers map[string]*Server
+	}
+	mu struct {
 		sync.Mutex
 		closed bool
 		addrs  map[string]*poolAddr
@@ -104,6 +108,9 @@ func NewPool(opts PoolOptions) *Pool {
 // request whose connection turned out broken before it was written goes once more on
 // another. Errors for which NotSent holds came before any byte of req was written.
 func (p *Pool) Do(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
+	if s := p.localServer(addr); s != nil {
+		return s.serveLocal(ctx, req)
+	}
 	pa, err := p.address(addr)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/partitionlog"
 )
 
@@ -243,6 +244,9 @@ func (f *fetcher) fetch(ctx context.Context, addr string, req *kmsg.FetchRequest
 		}()
 	}
 	resp, err := f.s.peers.Do(fetchCtx, addr, req)
+	if err == nil {
+		resp, err = wire.Materialize(resp) // a leader in this process answers with file ranges
+	}
 	if err != nil {
 		sess.reset(set)
 		if ctx.Err() == nil && fetchCtx.Err() != nil && errors.Is(err, context.Canceled) {

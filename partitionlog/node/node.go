@@ -340,6 +340,10 @@ func (s *Server) enterBackground() bool {
 	return true
 }
 
+// ServePeerLocally makes this node call peer node s, which serves addr in this
+// process, directly rather than through a socket (`strait dev`).
+func (s *Server) ServePeerLocally(addr string, peer *wire.Server) { s.peers.ServeLocally(addr, peer) }
+
 // fetcher returns the fetcher that replicates from leader, starting it on first use.
 // It runs until the server closes: an idle fetcher only waits.
 func (s *Server) fetcher(leader int32) *fetcher {
