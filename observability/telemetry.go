@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config names the process in every metric and span it exports.
@@ -52,9 +53,11 @@ func (c *Config) validate() error {
 type Telemetry struct {
 	registry *prometheus.Registry
 	meters   *sdkmetric.MeterProvider
-	tracers  *sdktrace.TracerProvider
-	requests requestInstruments
-	conns    connInstruments
+	tracers  trace.TracerProvider
+	// shutdownTracing flushes and stops the span processors; nil when there are none.
+	shutdownTracing func(context.Context) error
+	requests        requestInstruments
+	conns           connInstruments
 }
 
 // option adjusts how New builds a Telemetry. Tests use it to record spans in memory; the
@@ -92,7 +95,7 @@ func newTelemetry(cfg Config, opts ...option) (*Telemetry, error) {
 	if t.meters, err = newMeterProvider(t.registry, res); err != nil {
 		return nil, err
 	}
-	t.tracers = newTracerProvider(res, o.spanProcessors)
+	t.tracers, t.shutdownTracing = newTracerProvider(res, o.spanProcessors)
 	if t.requests, err = newRequestInstruments(t.Meter(instrumentationName)); err != nil {
 		return nil, errors.Join(err, t.Shutdown(context.Background()))
 	}
@@ -145,21 +148,21 @@ func newMeterProvider(reg prometheus.Registerer, res *resource.Resource) (*sdkme
 	), nil
 }
 
-func newTracerProvider(res *resource.Resource, processors []sdktrace.SpanProcessor) *sdktrace.TracerProvider {
-	// With nothing to send spans to, record none: spans still carry trace ids, for logs
-	// and for the context passed to other processes, at next to no cost.
-	sampler := sdktrace.NeverSample()
-	if len(processors) > 0 {
-		sampler = sdktrace.AlwaysSample()
+// newTracerProvider returns the SDK's provider when spans have somewhere to go, and a
+// no-op one otherwise: with tracing off, a request pays nothing for its spans.
+func newTracerProvider(res *resource.Resource, processors []sdktrace.SpanProcessor) (trace.TracerProvider, func(context.Context) error) {
+	if len(processors) == 0 {
+		return noop.NewTracerProvider(), nil
 	}
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sampler)),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
 	}
 	for _, p := range processors {
 		opts = append(opts, sdktrace.WithSpanProcessor(p))
 	}
-	return sdktrace.NewTracerProvider(opts...)
+	tp := sdktrace.NewTracerProvider(opts...)
+	return tp, tp.Shutdown
 }
 
 // Tracer returns a tracer for the named instrumentation scope (by convention the
@@ -181,8 +184,10 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 // Shutdown flushes and stops both providers. Both are stopped even if one fails.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	var errs []error
-	if err := t.tracers.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("observability: shut down tracer provider: %w", err))
+	if t.shutdownTracing != nil {
+		if err := t.shutdownTracing(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("observability: shut down tracer provider: %w", err))
+		}
 	}
 	if err := t.meters.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("observability: shut down meter provider: %w", err))
