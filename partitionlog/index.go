@@ -118,8 +118,10 @@ func lookupTime(es []timeEntry, ts int64) (rel uint32, ok bool) {
 type indexed struct {
 	index        []indexEntry
 	times        []timeEntry
-	maxTimestamp int64 // largest batch maxTimestamp in the segment so far, -1 when none
-	size         int64 // segment size after the write
+	recent       []batchSpan // every batch added, for the segment's in-memory tail (recent.go)
+	sealed       bool        // from finish: the segment takes no more batches
+	maxTimestamp int64       // largest batch maxTimestamp in the segment so far, -1 when none
+	size         int64       // segment size after the write
 }
 
 // indexer decides where sparse entries go, the same way for appends and rebuilds, as
@@ -150,6 +152,7 @@ func (x *indexer) add(h batchHeader, pos int64) {
 		x.bytesSince = 0
 	}
 	x.bytesSince += h.size()
+	x.pending.recent = append(x.pending.recent, batchSpan{base: h.BaseOffset, last: h.lastOffset(), pos: pos, end: pos + h.size()})
 }
 
 func (x *indexer) maybeAddTime() {
@@ -171,5 +174,7 @@ func (x *indexer) take(size int64) indexed {
 // timestamp, then takes.
 func (x *indexer) finish(size int64) indexed {
 	x.maybeAddTime()
-	return x.take(size)
+	out := x.take(size)
+	out.sealed = true
+	return out
 }

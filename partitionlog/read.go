@@ -52,7 +52,8 @@ type view struct {
 	start, end int64
 	segs       []*segment
 	indexes    [][]indexEntry
-	index      []indexEntry // indexes[0]
+	index      []indexEntry  // indexes[0]
+	recents    [][]batchSpan // each segment's recent batches, as published
 }
 
 func (l *Log) snapshot(offset, maxBytes int64) (view, error) {
@@ -71,10 +72,10 @@ func (l *Log) snapshot(offset, maxBytes int64) (view, error) {
 	for later := int64(0); later < max(maxBytes, 1) && i+n < len(segs); n++ {
 		later += segs[i+n].size.Load()
 	}
-	v := view{start: l.mu.start, end: l.mu.end, segs: segs[i : i+n : i+n], indexes: make([][]indexEntry, n)}
+	v := view{start: l.mu.start, end: l.mu.end, segs: segs[i : i+n : i+n], indexes: make([][]indexEntry, n), recents: make([][]batchSpan, n)}
 	for k, s := range v.segs {
 		s.acquire()
-		v.indexes[k] = s.index
+		v.indexes[k], v.recents[k] = s.index, s.recent
 	}
 	v.index = v.indexes[0]
 	return v, nil
@@ -88,7 +89,7 @@ func (v view) read(offset, maxOffset, maxBytes int64) ([]byte, error) {
 		var pos int64
 		if i == 0 {
 			var err error
-			if pos, err = s.seek(v.index, offset, size); err != nil {
+			if pos, err = s.seek(v.index, v.recents[0], offset, size); err != nil {
 				return nil, err
 			}
 		}
@@ -104,17 +105,24 @@ func (v view) read(offset, maxOffset, maxBytes int64) ([]byte, error) {
 
 // seek returns the position of the batch containing offset (or of the first after it), or
 // size when the segment holds nothing at or past offset.
-func (s *segment) seek(index []indexEntry, offset, size int64) (int64, error) {
+func (s *segment) seek(index []indexEntry, recent []batchSpan, offset, size int64) (int64, error) {
 	pos := lookupPosition(index, uint32(offset-s.base))
+	if b, ok := recentFrom(recent, offset); ok { // at the tail: no header to read
+		pos = b.pos
+	}
 	for pos < size {
-		h, err := s.readHeader(pos, size)
-		if err != nil {
-			return 0, err
+		b, ok := spanAt(recent, pos)
+		if !ok {
+			h, err := s.readHeader(pos, size)
+			if err != nil {
+				return 0, err
+			}
+			b = batchSpan{base: h.BaseOffset, last: h.lastOffset(), pos: pos, end: pos + h.size()}
 		}
-		if h.lastOffset() >= offset {
+		if b.last >= offset {
 			return pos, nil
 		}
-		pos += h.size()
+		pos = b.end
 	}
 	return size, nil
 }

@@ -103,11 +103,11 @@ func (v view) plan(offset, maxOffset, maxBytes int64) ([]span, error) {
 		var pos int64
 		if i == 0 {
 			var err error
-			if pos, err = s.seek(v.index, offset, size); err != nil {
+			if pos, err = s.seek(v.index, v.recents[0], offset, size); err != nil {
 				return nil, err
 			}
 		}
-		end, done, err := s.planBatches(v.indexes[i], pos, size, maxOffset, maxBytes-taken, taken == 0)
+		end, done, err := s.planBatches(v.indexes[i], v.recents[i], pos, size, maxOffset, maxBytes-taken, taken == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +127,7 @@ func (v view) plan(offset, maxOffset, maxBytes int64) ([]span, error) {
 // taken whole whatever its size (KIP-74). It jumps ahead by the sparse index (an entry marks
 // a batch start) and reads headers only from there. done reports that a limit, not the
 // segment end, stopped it.
-func (s *segment) planBatches(index []indexEntry, pos, size, maxOffset, budget int64, first bool) (end int64, done bool, err error) {
+func (s *segment) planBatches(index []indexEntry, recent []batchSpan, pos, size, maxOffset, budget int64, first bool) (end int64, done bool, err error) {
 	end = pos
 	i := sort.Search(len(index), func(i int) bool {
 		return int64(index[i].position) > pos+budget || s.base+int64(index[i].relOffset) >= maxOffset
@@ -136,20 +136,24 @@ func (s *segment) planBatches(index []indexEntry, pos, size, maxOffset, budget i
 		end = int64(index[i-1].position)
 	}
 	for end < size {
-		h, err := s.readHeader(end, size)
-		if err != nil {
-			return end, true, err
+		b, ok := spanAt(recent, end)
+		if !ok {
+			h, err := s.readHeader(end, size)
+			if err != nil {
+				return end, true, err
+			}
+			b = batchSpan{base: h.BaseOffset, last: h.lastOffset(), pos: end, end: end + h.size()}
 		}
-		if h.BaseOffset >= maxOffset {
+		if b.base >= maxOffset {
 			return end, true, nil
 		}
-		if end+h.size()-pos > budget {
+		if b.end-pos > budget {
 			if first && end == pos {
-				return end + h.size(), true, nil
+				return b.end, true, nil
 			}
 			return end, true, nil
 		}
-		end += h.size()
+		end = b.end
 	}
 	return end, false, nil
 }

@@ -45,6 +45,7 @@ type segment struct {
 
 	index        []indexEntry
 	times        []timeEntry
+	recent       []batchSpan // the active segment's last batches (recent.go); under Log.mu
 	maxTimestamp int64
 
 	w struct {
@@ -171,6 +172,10 @@ func (s *segment) write(buf []byte, hs []batchHeader) (indexed, error) {
 func (s *segment) publishLocked(out indexed) {
 	s.index = append(s.index, out.index...)
 	s.times = append(s.times, out.times...)
+	s.recent = appendRecent(s.recent, out.recent)
+	if out.sealed {
+		s.recent = nil // reads of sealed segments go by the index; the memory is for the tail
+	}
 	s.maxTimestamp = out.maxTimestamp
 	s.size.Store(out.size)
 }

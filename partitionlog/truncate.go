@@ -89,10 +89,13 @@ func (l *Log) dropSegmentsFrom(segs []*segment, offset int64) ([]*segment, error
 // rebuilds its indexes the way Open does.
 func (l *Log) cutSegment(s *segment, offset int64) error {
 	size := s.size.Load()
-	pos, err := s.seek(s.index, offset, size)
+	pos, err := s.seek(s.index, nil, offset, size)
 	if err != nil {
 		return err
 	}
+	l.mu.Lock()
+	s.recent = nil // positions past the cut would be wrong; the tail fills it again
+	l.mu.Unlock()
 	if err := s.truncate(pos); err != nil {
 		return err
 	}
