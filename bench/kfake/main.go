@@ -32,7 +32,9 @@ func main() {
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, net.JoinHostPort(host, portText)) }),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, portText))
+		}),
 		kfake.DefaultNumPartitions(*partitions),
 		kfake.AllowAutoTopicCreation(),
 	)
