@@ -14,7 +14,7 @@ import (
 )
 
 // Tests of Strait as it is deployed: redis-server, `strait node` and
-// `strait proxy` as separate processes (DESIGN.md, "Process shapes" and
+// `strait proxy` as separate processes (docs/architecture.md, "Process shapes" and
 // "Control").
 
 // TestClusterProduceOneProxyConsumeOther creates a topic through one proxy,
@@ -22,7 +22,7 @@ import (
 // to every cache at once), produces through the first and consumes
 // everything through the second.
 //
-// Checks: DESIGN.md "Control" (every change is published so caches refresh at
+// Checks: docs/architecture.md "Control" (every change is published so caches refresh at
 // once); invariant 2 (dense offsets, every reader sees the same record at the
 // same offset); Kafka's per-partition order under the idempotent producer;
 // Kafka's round-robin placement puts partitions on every live broker.
@@ -92,7 +92,7 @@ func TestClusterProduceOneProxyConsumeOther(t *testing.T) {
 // partitions back, every record acknowledged before the crash is read
 // again, and its partitions take writes again.
 //
-// Checks: DESIGN.md "Nodes reconcile" (a restart re-runs the loop and
+// Checks: docs/architecture.md "Nodes reconcile" (a restart re-runs the loop and
 // reopens the local partitions); invariant 1 with RF 1 (no replica failed for
 // good, so nothing acknowledged is lost); invariant 2.
 func TestClusterNodeRestartKeepsPartitions(t *testing.T) {
@@ -168,7 +168,7 @@ func TestClusterNodeRestartKeepsPartitions(t *testing.T) {
 // metadata by itself: processes re-register, nodes republish their topics
 // with the same ids, proxies retake their coordinator leases.
 //
-// Checks: DESIGN.md "Control" (leases and registrations in the Store) and
+// Checks: docs/architecture.md "Control" (leases and registrations in the Store) and
 // "Nodes reconcile"; invariant 1 (no acknowledged write lost across the
 // outage); invariant 4 (committed offsets survive: they live in
 // __consumer_offsets on the nodes, not in Redis).

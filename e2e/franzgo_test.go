@@ -13,7 +13,7 @@ import (
 // acks=all and the idempotent producer, reads them back, restarts the
 // process on the same data directory, and reads them again.
 //
-// Checks (DESIGN.md, invariants 1 and 2): every acknowledged write is read
+// Checks (docs/architecture.md, invariants 1 and 2): every acknowledged write is read
 // back at the partition and offset its acknowledgement gave; offsets are
 // dense from 0 per partition; within a partition records keep the order they
 // were produced in (Kafka's per-partition ordering, kept across retries by

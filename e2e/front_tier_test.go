@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Tests of the front tier (DESIGN.md "Proxy modes", "One forwarding engine"): proxies
+// Tests of the front tier (docs/architecture.md "Proxy modes", "One forwarding engine"): proxies
 // in forward mode behind one seed list with one of them killed, a leader node killed
 // under a raw idempotent producer that must see no error, and a sidecar.
 

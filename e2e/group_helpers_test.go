@@ -358,7 +358,7 @@ func memberAssignment(t testing.TB, m kadm.DescribedGroupMember, topic string) [
 
 // checkAssignedOnce checks that every partition in [0, partitions) is
 // assigned to exactly one of the given member assignments (Kafka: within a
-// generation no partition is owned by two members; DESIGN.md invariant 4).
+// generation no partition is owned by two members; docs/architecture.md invariant 4).
 func checkAssignedOnce(t testing.TB, assignments map[string][]int32, partitions int) {
 	t.Helper()
 	owner := make(map[int32]string)

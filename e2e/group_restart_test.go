@@ -11,7 +11,7 @@ import (
 )
 
 // TestGroupResumeAfterRestart checks that committed offsets are durable
-// (Kafka keeps them in __consumer_offsets; DESIGN.md invariant 4): a group
+// (Kafka keeps them in __consumer_offsets; docs/architecture.md invariant 4): a group
 // consumes and commits 600 of 1,000 records, the process restarts on the
 // same data directory, and a new member of the group starts exactly at
 // the committed offsets and reads the other 400, none of the first 600

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Redirect mode (DESIGN.md, "Proxy modes"): the proxy only bootstraps. Metadata names
+// Redirect mode (docs/architecture.md, "Proxy modes"): the proxy only bootstraps. Metadata names
 // the nodes as partition leaders, at the addresses they advertise; clients produce and
 // fetch straight to the nodes, and what they send "any broker" (Metadata,
 // InitProducerId, FindCoordinator) a node relays to a proxy, so every broker tells

@@ -413,7 +413,7 @@ func readTopicThrough(t testing.TB, proc *Process, topic string, hws map[int32]i
 	return out
 }
 
-// checkAckedWrites is a Jepsen-style checker (NOTES.md section 3) over what
+// checkAckedWrites is a Jepsen-style checker (as in Jepsen's Kafka analysis) over what
 // was read back from each partition, from offset 0 to the high watermark,
 // against what the producer had acknowledged:
 //

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 )
 
-// Tests of replication (DESIGN.md "The request path", "Control"): topics
+// Tests of replication (docs/architecture.md "The request path", "Control"): topics
 // with replication factor 3 on three `strait node` processes, real SIGKILL
 // crashes and restarts, and Kafka's rules for the ISR, the high watermark,
 // acks=all, leader election and leader epochs.
@@ -174,7 +174,7 @@ func waitPreferredLeaders(prober *nodeProber, topic string, states map[int32]par
 //
 // Checks: Kafka's min.insync.replicas (Kafka 0.9, before KIPs: the leader
 // refuses with NOT_ENOUGH_REPLICAS before appending); the lesson of
-// Jepsen's Kafka 0.8 analysis (NOTES.md section 3): a leader alone in its
+// Jepsen's Kafka 0.8 analysis: a leader alone in its
 // ISR must not acknowledge acks=all writes; ISR expansion once a follower
 // has caught up (replica.lag.time.max.ms); invariant 1.
 func TestNotEnoughReplicasWhenTwoOfThreeDown(t *testing.T) {

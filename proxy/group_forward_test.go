@@ -17,7 +17,7 @@ import (
 // TestSidecarForwardsGroupRequests: an application that knows only its sidecar joins a
 // group, consumes and commits, while the group's coordinator lease is held by another
 // proxy: the sidecar names itself coordinator and forwards every group request to the
-// proxy that coordinates the group (DESIGN.md, "Proxy modes").
+// proxy that coordinates the group (docs/architecture.md, "Proxy modes").
 func TestSidecarForwardsGroupRequests(t *testing.T) {
 	c := startCluster(t)
 	const topic, group, records = "sidecar-in", "sidecar-group", 30

@@ -15,7 +15,7 @@ import (
 	"github.com/strait-io/strait/routing"
 )
 
-// Mode is what a proxy tells clients the cluster looks like (DESIGN.md, "Proxy modes").
+// Mode is what a proxy tells clients the cluster looks like (docs/architecture.md, "Proxy modes").
 type Mode string
 
 const (

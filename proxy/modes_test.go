@@ -64,7 +64,7 @@ func brokerIDs(resp *kmsg.MetadataResponse) []int32 {
 }
 
 // TestMetadataByMode: what clients are told the cluster is, for each proxy mode
-// (DESIGN.md "Proxy modes").
+// (docs/architecture.md "Proxy modes").
 func TestMetadataByMode(t *testing.T) {
 	c := startCluster(t, withNodes(2))
 	c.createTopic(t, "m", 60, nil)

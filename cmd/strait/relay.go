@@ -41,7 +41,7 @@ var errNoLiveProxy = errors.New("no live proxy to relay to: start a strait proxy
 // from Strait, answered where it lands (a group request is not forwarded on to its
 // coordinator, as a Kafka broker that does not coordinate a group answers
 // NOT_COORDINATOR), and not the client's own id: carrying that is for the request
-// header's origin context (DESIGN.md, "Strait-to-Strait requests carry context").
+// header's origin context (docs/architecture.md, "Strait-to-Strait requests carry context").
 type proxyRelay struct {
 	node   int32 // spreads the nodes' first choices over the proxies
 	store  routing.Store

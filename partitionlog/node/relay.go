@@ -1,6 +1,6 @@
 package node
 
-// Ordinary Kafka clients. In redirect mode (DESIGN.md, "Proxy modes") Metadata names the
+// Ordinary Kafka clients. In redirect mode (docs/architecture.md, "Proxy modes") Metadata names the
 // nodes as partition leaders, so clients produce and fetch straight to a node, on the
 // listener proxies and peers use. A client also sends a node whatever it sends to "any
 // broker": Metadata, InitProducerId for an idempotent producer, FindCoordinator,

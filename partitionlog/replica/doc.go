@@ -19,7 +19,7 @@
 //     on the store). While it is pending the HW uses the maximal ISR: the committed ISR
 //     plus the members being added. A removal does not count until committed, so a
 //     leader that cannot reach the store never shrinks the ISR to itself and never
-//     acknowledges alone (Strait requirement 5 in kafka/NOTES.md).
+//     acknowledges alone (the way Jepsen's analysis of Kafka 0.8 lost writes).
 //   - The leader itself never leaves. With ISR = {leader} the HW follows its end.
 //
 // # A timeline
