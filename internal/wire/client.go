@@ -59,6 +59,12 @@ type Client struct {
 	broken   chan struct{} // closed once the connection fails or closes
 	read     chan struct{} // closed when the reader goroutine has returned
 	written  chan struct{} // closed when the writer goroutine has returned
+	// out is the buffered socket writer, held by whoever writes: the writer goroutine,
+	// or a caller of a small request that found it idle (see do).
+	out struct {
+		sync.Mutex
+		bw *bufio.Writer
+	}
 
 	mu struct {
 		sync.Mutex
@@ -126,6 +132,7 @@ func newClient(addr string, nc net.Conn, opts ClientOptions) *Client {
 		c.maxIn = DefaultMaxRequestBytes
 	}
 	c.mu.pending = make(map[int32]*call)
+	c.out.bw = bufio.NewWriter(nc)
 	go c.readLoop()
 	go c.writeLoop()
 	return c
@@ -193,12 +200,25 @@ func (c *Client) do(ctx context.Context, req kmsg.Request, declare bool) (kmsg.R
 			return nil, c.notSent(req, err)
 		}
 	}
-	if err := c.enqueue(ctx, cl); err != nil {
+	if len(cl.frame) <= directWriteMax && c.out.TryLock() {
+		// Nobody is writing: write it now, sparing the request a hand-off to the writer
+		// goroutine, a wake-up on the latency path. Only small requests, which the
+		// socket takes at once: a caller cannot leave a write it is in, so a peer that
+		// stops reading for directWriteTimeout breaks the connection instead.
+		c.writeCall(cl, true, directWriteTimeout)
+		c.out.Unlock()
+	} else if err := c.enqueue(ctx, cl); err != nil {
 		c.unregister(id)
 		return nil, c.notSent(req, err)
 	}
 	return c.await(ctx, req, cl)
 }
+
+// A request written by its caller (see do): at most this big, and given this long.
+const (
+	directWriteMax     = 64 << 10
+	directWriteTimeout = 5 * time.Second
+)
 
 // Err returns why the connection is unusable, or nil while it works.
 func (c *Client) Err() error {
@@ -280,31 +300,40 @@ func (c *Client) await(ctx context.Context, req kmsg.Request, cl *call) (kmsg.Re
 // write.
 func (c *Client) writeLoop() {
 	defer close(c.written)
-	bw := bufio.NewWriter(c.nc)
 	for {
-		cl, ok := c.next(bw)
+		cl, ok := c.next()
 		if !ok {
 			return
 		}
-		if !c.markSent(cl) {
-			if !cl.answer { // a call with an answer was told by fail
-				cl.reply <- reply{err: c.Err(), notSent: true}
-			}
-			continue
+		c.out.Lock()
+		c.writeCall(cl, false, writeTimeout)
+		c.out.Unlock()
+	}
+}
+
+// writeCall writes one call's frame, and with flush sends it on at once; c.out is held.
+func (c *Client) writeCall(cl *call, flush bool, timeout time.Duration) {
+	if !c.markSent(cl) {
+		if !cl.answer { // a call with an answer was told by fail
+			cl.reply <- reply{err: c.Err(), notSent: true}
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := bw.Write(cl.frame)
-		if err != nil {
-			c.fail(fmt.Errorf("wire: write request to %s: %w", c.addr, err))
-		}
-		if !cl.answer {
-			cl.reply <- reply{err: err}
-		}
+		return
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := c.out.bw.Write(cl.frame)
+	if err == nil && flush {
+		err = c.out.bw.Flush()
+	}
+	if err != nil {
+		c.fail(fmt.Errorf("wire: write request to %s: %w", c.addr, err))
+	}
+	if !cl.answer {
+		cl.reply <- reply{err: err}
 	}
 }
 
 // next returns the next call in line, flushing what was written before it waits.
-func (c *Client) next(bw *bufio.Writer) (*call, bool) {
+func (c *Client) next() (*call, bool) {
 	select {
 	case cl := <-c.queue:
 		return cl, true
@@ -312,12 +341,16 @@ func (c *Client) next(bw *bufio.Writer) (*call, bool) {
 		return nil, false
 	default:
 	}
-	if bw.Buffered() > 0 {
+	c.out.Lock()
+	var err error
+	if c.out.bw.Buffered() > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := bw.Flush(); err != nil {
-			c.fail(fmt.Errorf("wire: write request to %s: %w", c.addr, err))
-			return nil, false
-		}
+		err = c.out.bw.Flush()
+	}
+	c.out.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("wire: write request to %s: %w", c.addr, err))
+		return nil, false
 	}
 	select {
 	case cl := <-c.queue:
