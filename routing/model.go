@@ -88,6 +88,8 @@ type Snapshot struct {
 	Nodes       map[int32]Node
 	Proxies     map[int32]Proxy
 	Leases      map[string]Lease
+	// ACLs are the cluster's ACL bindings, in a stable order.
+	ACLs []ACL
 
 	topicsByID map[TopicID]*Topic
 }

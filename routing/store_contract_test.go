@@ -70,6 +70,8 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		{"UpdatePartitionRace", contractUpdatePartitionRace},
 		{"UpdatePartitionsBatch", contractUpdatePartitionsBatch},
 		{"CacheFollowsStore", contractCacheFollowsStore},
+		{"ACLs", contractACLs},
+		{"ScramCredentials", contractScramCredentials},
 		{"Closed", contractClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
