@@ -124,7 +124,7 @@ func (n *nodeProcess) register(ctx context.Context) error {
 	}
 	n.renewed.Store(time.Now().UnixNano())
 	want := routing.Node{ID: n.opts.ID, Addr: n.opts.Advertise, MaxPartitions: n.opts.MaxPartitions, Rack: n.opts.Rack}
-	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur == want {
+	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur.Equal(want) {
 		return nil
 	}
 	return n.store.RegisterNode(ctx, want)
