@@ -69,11 +69,13 @@ const (
 	SASLAuthenticateKey = 36
 )
 
-// SASLAPIs are the versions of the SASL APIs a Server answers: SaslHandshake v1 only,
-// since v0 is followed by SASL tokens outside Kafka framing, which every client of
-// the last years replaced with SaslAuthenticate.
+// SASLAPIs are the versions of the SASL APIs a Server answers. SaslHandshake v0 is
+// advertised, as Kafka does and as librdkafka requires before it uses SASL at all, but
+// the raw tokens that follow a v0 handshake are not read: clients of the last years
+// send SaslHandshake v1 and SaslAuthenticate (KIP-152), and an older one's connection
+// closes on its first token.
 var SASLAPIs = APITable{
-	SASLHandshakeKey:    {Min: 1, Max: 1},
+	SASLHandshakeKey:    {Min: 0, Max: 1},
 	SASLAuthenticateKey: {Min: 0, Max: 2},
 }
 

@@ -196,7 +196,7 @@ func (s *scramSession) final(msg []byte) ([]byte, bool, error) {
 	case cf.channelBinding != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)):
 		return nil, false, fmt.Errorf("%w: %s: channel binding %q does not repeat the GS2 header", ErrAuthenticationFailed, s.h.name, cf.channelBinding)
 	case cf.nonce != s.fullNonce:
-		return nil, false, fmt.Errorf("%w: %s: the final message's nonce is not the one agreed", ErrAuthenticationFailed, s.h.name)
+		return nil, false, fmt.Errorf("%w: %s: the final message's nonce %q is not the one agreed, %q", ErrAuthenticationFailed, s.h.name, cf.nonce, s.fullNonce)
 	case !s.known:
 		return nil, false, fmt.Errorf("%w: %s: unknown user %q", ErrAuthenticationFailed, s.h.name, s.user)
 	}
