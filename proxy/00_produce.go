@@ -13,6 +13,10 @@ package proxy
 // id and sequence let the node recognize a duplicate); other such batches are answered
 // REQUEST_TIMED_OUT, which producers retry as Kafka's would.
 //
+// Authorization: WRITE on each topic (TOPIC_AUTHORIZATION_FAILED per partition) and,
+// for a transactional producer, WRITE on its transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition), as Kafka checks.
+//
 // Differences from Kafka: acks=0 is forwarded to the node as acks=1 and its answer
 // dropped, so two acks=0 requests on one connection cannot be appended out of order
 // while the proxy's connection to the node is shared and answers out of order.
@@ -22,7 +26,10 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 )
 
 type producePart = part[kmsg.ProduceRequestTopicPartition, kmsg.ProduceResponseTopicPartition]
@@ -53,6 +60,13 @@ func (p *Proxy) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Res
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	if req.TransactionID != nil && !p.allowed(ctx, acl.Write, acl.TransactionalID, *req.TransactionID) {
+		for _, pt := range parts {
+			pt.out.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		}
+		parts = nil
+	}
+	parts = authorizedParts(ctx, p, produceAdapter{req}, acl.Write, parts)
 	forward(ctx, p, produceAdapter{req}, parts, requestDeadline(time.Duration(req.TimeoutMillis)*time.Millisecond))
 	if req.Acks == 0 {
 		return nil, nil

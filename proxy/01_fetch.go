@@ -15,6 +15,9 @@ package proxy
 // replica cannot serve (an error, or OFFSET_OUT_OF_RANGE from a follower behind the
 // client) is read from the leader within the same request.
 //
+// Authorization: READ on each topic (TOPIC_AUTHORIZATION_FAILED per partition, with
+// no records).
+//
 // Differences from Kafka:
 //   - Fetch sessions (KIP-227) end here, and the proxy does not create them: it answers
 //     SessionID 0, which tells clients to keep sending full fetch requests. A request
@@ -32,6 +35,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 
 	"github.com/strait-io/strait/routing"
 )
@@ -65,6 +70,7 @@ func (p *Proxy) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respons
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	parts = authorizedParts(ctx, p, fetchAdapter{req}, acl.Read, parts)
 	// A fetch that found its leader moved may spend a few rounds finding the new one.
 	forward(ctx, p, fetchAdapter{req}, parts, requestDeadline(time.Duration(req.MaxWaitMillis)*time.Millisecond+10*time.Second))
 	for i := range resp.Topics {

@@ -5,13 +5,15 @@ package proxy
 // Timestamps -1 (latest), -2 (earliest) and real timestamps are answered by the leader
 // node, reached through the forwarding engine (engine.go). Versions 7+ add the special
 // timestamps -3 (max timestamp) and -4/-5 (tiered storage), which Strait's logs do not
-// track yet, so they are not advertised.
+// track yet, so they are not advertised. Authorization: DESCRIBE on each topic.
 
 import (
 	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 )
 
 type listOffsetsPart = part[kmsg.ListOffsetsRequestTopicPartition, kmsg.ListOffsetsResponseTopicPartition]
@@ -32,6 +34,7 @@ func (p *Proxy) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) (
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	parts = authorizedParts(ctx, p, listOffsetsAdapter{req}, acl.Describe, parts)
 	forward(ctx, p, listOffsetsAdapter{req}, parts, requestDeadline(30*time.Second))
 	return resp, nil
 }

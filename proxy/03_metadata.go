@@ -9,7 +9,13 @@ package proxy
 // proxies are listed too, since one of them coordinates each group.
 // Replicas and ISR are the real node ids, so admin tools see the true replication.
 // Topics may be named by id from v10 (KIP-516). Unknown topics are created when both
-// the client allows it (v4+, always before) and auto.create.topics.enable is on.
+// the client allows it (v4+, always before) and auto.create.topics.enable is on, and
+// the principal may CREATE them (on the cluster or the topic).
+//
+// Authorization, as in Kafka: a topic the principal may not DESCRIBE is left out of a
+// listing of all topics, and answered TOPIC_AUTHORIZATION_FAILED, with nothing about
+// it, when asked for by name. Brokers are named by their addresses on the listener
+// the client connected on.
 
 import (
 	"context"
@@ -18,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -26,9 +33,9 @@ func (p *Proxy) metadata(ctx context.Context, req *kmsg.MetadataRequest) (kmsg.R
 	snap := p.view.Snapshot()
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if !all && p.cfg.AutoCreateTopics && (req.AllowAutoTopicCreation || req.Version < 4) {
-		snap = p.autoCreate(ctx, snap, metadataTopicNames(req))
+		snap = p.autoCreate(ctx, snap, p.creatable(ctx, metadataTopicNames(req)))
 	}
-	for _, b := range p.brokers(snap) {
+	for _, b := range p.brokers(snap, listenerOf(ctx)) {
 		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
 	}
 	resp.ClusterID = &snap.ClusterID
@@ -36,14 +43,36 @@ func (p *Proxy) metadata(ctx context.Context, req *kmsg.MetadataRequest) (kmsg.R
 	leaders := p.leaders(snap)
 	if all {
 		for _, name := range snap.TopicNames() {
-			resp.Topics = append(resp.Topics, describeTopic(snap.Topics[name], leaders))
+			if p.allowedQuietly(ctx, acl.Describe, acl.Topic, name) {
+				resp.Topics = append(resp.Topics, describeTopic(snap.Topics[name], leaders))
+			}
 		}
 		return resp, nil
 	}
 	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, requestedTopic(snap, rt, leaders))
+		mt := requestedTopic(snap, rt, leaders)
+		if mt.Topic != nil && !p.allowed(ctx, acl.Describe, acl.Topic, *mt.Topic) {
+			mt = kmsg.NewMetadataResponseTopic()
+			mt.Topic, mt.TopicID, mt.ErrorCode = rt.Topic, rt.TopicID, kerr.TopicAuthorizationFailed.Code
+		}
+		resp.Topics = append(resp.Topics, mt)
 	}
 	return resp, nil
+}
+
+// creatable keeps the names of topics the principal may create: CREATE on the cluster
+// allows them all, else CREATE on each topic.
+func (p *Proxy) creatable(ctx context.Context, names []string) []string {
+	if p.allowedQuietly(ctx, acl.Create, acl.Cluster, acl.ClusterName) {
+		return names
+	}
+	var out []string
+	for _, name := range names {
+		if p.allowedQuietly(ctx, acl.Create, acl.Topic, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // requestedTopic describes one topic the client asked for by name or id.

@@ -12,12 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
 func (p *Proxy) offsetCommit(ctx context.Context, wr *wire.Request, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
 	return p.serveGroup(ctx, wr, oneGroup{
-		req: req, group: req.Group,
+		req: req, group: req.Group, op: acl.Read,
 		local: func(ctx context.Context, c *coordinator.Coordinator) kmsg.Response { return c.OffsetCommit(ctx, req) },
 		codeOf: func(r kmsg.Response) int16 {
 			for _, t := range r.(*kmsg.OffsetCommitResponse).Topics {

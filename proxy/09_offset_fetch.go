@@ -12,13 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
 func (p *Proxy) offsetFetch(ctx context.Context, wr *wire.Request, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
 	if req.Version < 8 {
 		return p.serveGroup(ctx, wr, oneGroup{
-			req: req, group: req.Group,
+			req: req, group: req.Group, op: acl.Describe,
 			local:  func(ctx context.Context, c *coordinator.Coordinator) kmsg.Response { return c.OffsetFetch(ctx, req) },
 			codeOf: offsetFetchCode,
 			failed: func(code int16) kmsg.Response {
@@ -37,6 +38,7 @@ func (p *Proxy) offsetFetch(ctx context.Context, wr *wire.Request, req *kmsg.Off
 		parts[i] = &part[kmsg.OffsetFetchRequestGroup, kmsg.OffsetFetchResponseGroup]{topic: g.Group, in: g, out: &resp.Groups[i]}
 	}
 	err := serveGroups(ctx, p, wr, manyGroups[kmsg.OffsetFetchRequestGroup, kmsg.OffsetFetchResponseGroup]{
+		op: acl.Describe,
 		newPiece: func() kmsg.Request {
 			sub := kmsg.NewPtrOffsetFetchRequest()
 			sub.Version, sub.RequireStable = req.Version, req.RequireStable

@@ -7,6 +7,10 @@ package proxy
 // sidecar names itself for every group and forwards the group's requests to the
 // coordinator when that is another proxy.
 //
+// Authorization: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or transactional
+// id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). The coordinator is named by its address
+// on the listener the client connected on.
+//
 // Differences from Kafka: transaction and share coordinators do not exist yet;
 // asking for one gets COORDINATOR_NOT_AVAILABLE with a message that says so.
 
@@ -18,17 +22,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/strait-io/strait/routing"
+	"github.com/strait-io/strait/internal/acl"
 )
 
-func (p *Proxy) findCoordinator(_ context.Context, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
+func (p *Proxy) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
 		keys = []string{req.CoordinatorKey}
 	}
 	for _, key := range keys {
-		resp.Coordinators = append(resp.Coordinators, p.findOne(req.CoordinatorType, key))
+		resp.Coordinators = append(resp.Coordinators, p.findOne(ctx, req.CoordinatorType, key))
 	}
 	if req.Version < 4 {
 		c := resp.Coordinators[0]
@@ -38,10 +42,16 @@ func (p *Proxy) findCoordinator(_ context.Context, req *kmsg.FindCoordinatorRequ
 	return resp, nil
 }
 
-func (p *Proxy) findOne(kind int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+func (p *Proxy) findOne(ctx context.Context, kind int8, key string) kmsg.FindCoordinatorResponseCoordinator {
 	c := kmsg.NewFindCoordinatorResponseCoordinator()
 	c.Key, c.NodeID = key, -1
 	switch {
+	case kind == 0 && !p.allowed(ctx, acl.Describe, acl.Group, key):
+		c.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return c
+	case kind == 1 && !p.allowed(ctx, acl.Describe, acl.TransactionalID, key):
+		c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return c
 	case kind != 0:
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		c.ErrorMessage = kmsg.StringPtr("Strait has no transaction or share coordinators yet")
@@ -52,13 +62,17 @@ func (p *Proxy) findOne(kind int8, key string) kmsg.FindCoordinatorResponseCoord
 	}
 	owner, code := p.coordinatorOf(key)
 	if p.cfg.Mode == Sidecar {
-		owner, code = routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr}, 0
+		owner, code = p.self(), 0
+	}
+	addr, ok := owner.AdvertisedAddr(listenerOf(ctx))
+	if code == 0 && !ok {
+		code = kerr.CoordinatorNotAvailable.Code // the coordinator has no such listener
 	}
 	if code != 0 {
 		c.ErrorCode = code
 		return c
 	}
-	host, port, err := net.SplitHostPort(owner.Addr)
+	host, port, err := net.SplitHostPort(addr)
 	n, perr := strconv.ParseInt(port, 10, 32)
 	if err != nil || perr != nil {
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -22,7 +23,7 @@ func (p *Proxy) joinGroup(ctx context.Context, wr *wire.Request, req *kmsg.JoinG
 	// The real client: a request another proxy forwarded names it in its origin.
 	host, _, _ := net.SplitHostPort(wr.Origin.ClientAddr)
 	return p.serveGroup(ctx, wr, oneGroup{
-		req: req, group: req.Group,
+		req: req, group: req.Group, op: acl.Read,
 		local: func(ctx context.Context, c *coordinator.Coordinator) kmsg.Response {
 			return c.JoinGroup(ctx, req, wr.Origin.ClientID, "/"+host)
 		},

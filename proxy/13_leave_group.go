@@ -12,12 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
 func (p *Proxy) leaveGroup(ctx context.Context, wr *wire.Request, req *kmsg.LeaveGroupRequest) (kmsg.Response, error) {
 	return p.serveGroup(ctx, wr, oneGroup{
-		req: req, group: req.Group,
+		req: req, group: req.Group, op: acl.Read,
 		local:  func(ctx context.Context, c *coordinator.Coordinator) kmsg.Response { return c.LeaveGroup(ctx, req) },
 		codeOf: func(r kmsg.Response) int16 { return r.(*kmsg.LeaveGroupResponse).ErrorCode },
 		failed: func(code int16) kmsg.Response {

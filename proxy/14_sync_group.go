@@ -12,12 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
 func (p *Proxy) syncGroup(ctx context.Context, wr *wire.Request, req *kmsg.SyncGroupRequest) (kmsg.Response, error) {
 	return p.serveGroup(ctx, wr, oneGroup{
-		req: req, group: req.Group,
+		req: req, group: req.Group, op: acl.Read,
 		local:  func(ctx context.Context, c *coordinator.Coordinator) kmsg.Response { return c.SyncGroup(ctx, req) },
 		codeOf: func(r kmsg.Response) int16 { return r.(*kmsg.SyncGroupResponse).ErrorCode },
 		failed: func(code int16) kmsg.Response {

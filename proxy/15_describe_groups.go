@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -26,6 +27,7 @@ func (p *Proxy) describeGroups(ctx context.Context, wr *wire.Request, req *kmsg.
 		parts[i] = &groupPart{topic: g, in: g, out: &resp.Groups[i]}
 	}
 	err := serveGroups(ctx, p, wr, manyGroups[string, kmsg.DescribeGroupsResponseGroup]{
+		op: acl.Describe,
 		newPiece: func() kmsg.Request {
 			sub := kmsg.NewPtrDescribeGroupsRequest()
 			sub.Version, sub.IncludeAuthorizedOperations = req.Version, req.IncludeAuthorizedOperations

@@ -10,6 +10,9 @@ package proxy
 // (KIP-578's max.broker.partitions and max.partitions) is POLICY_VIOLATION. v5+ answers carry the topic's partition count,
 // replication factor and configs; v7 carries its id.
 //
+// Authorization: CREATE on the cluster, or else on each topic
+// (TOPIC_AUTHORIZATION_FAILED).
+//
 // Differences from Kafka: only the topic configs Strait honours are accepted
 // (routing.TopicConfigs); any other gets INVALID_CONFIG rather than being stored
 // and ignored.
@@ -21,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -31,6 +35,7 @@ func (p *Proxy) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest)
 		seen[rt.Topic]++
 	}
 	created := false
+	clusterWide := p.allowedQuietly(ctx, acl.Create, acl.Cluster, acl.ClusterName)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -38,6 +43,11 @@ func (p *Proxy) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest)
 		if seen[rt.Topic] > 1 {
 			st.ErrorCode = kerr.InvalidRequest.Code
 			st.ErrorMessage = kmsg.StringPtr("topic " + rt.Topic + " appears more than once in the request")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if !clusterWide && !p.allowed(ctx, acl.Create, acl.Topic, rt.Topic) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}

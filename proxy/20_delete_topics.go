@@ -4,13 +4,15 @@ package proxy
 //
 // Topics are named by name, or from v6 by name or id. Deletion is synchronous in the
 // metadata; nodes remove the data when they see the change. Internal topics cannot
-// be deleted.
+// be deleted. Authorization: DELETE on each topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -28,6 +30,11 @@ func (p *Proxy) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest)
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		name, err := deleteTopicName(snap, rt)
+		if err == nil && !p.allowed(ctx, acl.Delete, acl.Topic, name) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		if err == nil {
 			st.Topic = &name
 			err = p.controller.DeleteTopic(ctx, name)

@@ -5,12 +5,15 @@ package proxy
 // Advances each partition's log start offset (the leader node does it, reached through
 // the forwarding engine, engine.go); offset -1 means the high watermark. Segments
 // wholly below the new start are deleted; reads below it get OFFSET_OUT_OF_RANGE.
+// Authorization: DELETE on each topic.
 
 import (
 	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 )
 
 type deleteRecordsPart = part[kmsg.DeleteRecordsRequestTopicPartition, kmsg.DeleteRecordsResponseTopicPartition]
@@ -30,6 +33,7 @@ func (p *Proxy) deleteRecords(ctx context.Context, req *kmsg.DeleteRecordsReques
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	parts = authorizedParts(ctx, p, deleteRecordsAdapter{req}, acl.Delete, parts)
 	forward(ctx, p, deleteRecordsAdapter{req}, parts, requestDeadline(time.Duration(req.TimeoutMillis)*time.Millisecond))
 	return resp, nil
 }

@@ -7,6 +7,10 @@ package proxy
 // also gets a fresh id. Ids come from blocks reserved in the routing Store, so any
 // proxy answers without asking anyone per call and no id is ever handed out twice.
 //
+// Authorization: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or
+// WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED; a transactional
+// one WRITE on its transactional id.
+//
 // Differences from Kafka: transactions are not supported yet; a transactional id gets
 // INVALID_REQUEST and a log line that says so.
 
@@ -18,12 +22,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/routing"
 )
 
 func (p *Proxy) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil && !p.allowed(ctx, acl.Write, acl.TransactionalID, *req.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	}
+	if req.TransactionalID == nil && !p.allowedQuietly(ctx, acl.IdempotentWrite, acl.Cluster, acl.ClusterName) && !p.allowedAny(ctx, acl.Write, acl.Topic) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	if req.TransactionalID != nil {
 		p.logger.WarnContext(ctx, "refusing a transactional producer: Strait does not support transactions yet", "transactional_id", *req.TransactionalID)
 		resp.ErrorCode = kerr.InvalidRequest.Code

@@ -5,13 +5,15 @@ package proxy
 // Consumers ask where a leader epoch ended to detect truncation after a leader change
 // (KIP-320); the leader node answers, reached through the forwarding engine
 // (engine.go). Versions 0-1 predate CurrentLeaderEpoch and are used only between
-// brokers.
+// brokers. Authorization: DESCRIBE on each topic.
 
 import (
 	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 )
 
 type epochPart = part[kmsg.OffsetForLeaderEpochRequestTopicPartition, kmsg.OffsetForLeaderEpochResponseTopicPartition]
@@ -32,6 +34,7 @@ func (p *Proxy) offsetForLeaderEpoch(ctx context.Context, req *kmsg.OffsetForLea
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	parts = authorizedParts(ctx, p, epochAdapter{}, acl.Describe, parts)
 	forward(ctx, p, epochAdapter{}, parts, requestDeadline(30*time.Second))
 	return resp, nil
 }

@@ -6,6 +6,8 @@ package proxy
 // left out return to their defaults). Running partitions pick the change up as soon
 // as their node sees the new metadata.
 //
+// Authorization: ALTER_CONFIGS on the topic or the cluster.
+//
 // Differences from Kafka: broker configs cannot be changed (INVALID_REQUEST).
 
 import (
@@ -13,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 )
 
 func (p *Proxy) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest) (kmsg.Response, error) {
@@ -21,6 +25,11 @@ func (p *Proxy) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if code := p.configsAuthorization(ctx, acl.AlterConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+			sr.ErrorCode = code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		if rr.ResourceType != kmsg.ConfigResourceTypeTopic {
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			sr.ErrorMessage = kmsg.StringPtr("Strait changes topic configs only")

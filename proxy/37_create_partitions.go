@@ -4,13 +4,15 @@ package proxy
 //
 // Grows a topic; partitions are never removed. Explicit assignments place the new
 // partitions only, as in Kafka. Growth that would take a node or the cluster past its
-// partition limit (KIP-578) is POLICY_VIOLATION.
+// partition limit (KIP-578) is POLICY_VIOLATION. Authorization: ALTER on each topic.
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 )
 
 func (p *Proxy) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) (kmsg.Response, error) {
@@ -26,6 +28,11 @@ func (p *Proxy) createPartitions(ctx context.Context, req *kmsg.CreatePartitions
 		if seen[rt.Topic] > 1 {
 			st.ErrorCode = kerr.InvalidRequest.Code
 			st.ErrorMessage = kmsg.StringPtr("topic " + rt.Topic + " appears more than once in the request")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if !p.allowed(ctx, acl.Alter, acl.Topic, rt.Topic) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}

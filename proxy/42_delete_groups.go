@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -26,6 +27,7 @@ func (p *Proxy) deleteGroups(ctx context.Context, wr *wire.Request, req *kmsg.De
 		parts[i] = &groupPart{topic: g, in: g, out: &resp.Groups[i]}
 	}
 	err := serveGroups(ctx, p, wr, manyGroups[string, kmsg.DeleteGroupsResponseGroup]{
+		op: acl.Delete,
 		newPiece: func() kmsg.Request {
 			sub := kmsg.NewPtrDeleteGroupsRequest()
 			sub.Version = req.Version

@@ -5,7 +5,8 @@ package proxy
 // Preferred elections (type 0) give leadership back to each partition's first replica
 // when it is live and in sync; unclean elections (type 1, v1+) pick any live replica
 // for partitions whose in-sync replicas are all down, accepting the loss Kafka warns
-// of. No partitions named (null) means every partition.
+// of. No partitions named (null) means every partition. Authorization: ALTER on the
+// cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -14,11 +15,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/routing"
 )
 
 func (p *Proxy) electLeaders(ctx context.Context, req *kmsg.ElectLeadersRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	if !p.allowed(ctx, acl.Alter, acl.Cluster, acl.ClusterName) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	var only []routing.TopicPartition
 	for _, t := range req.Topics {
 		for _, part := range t.Partitions {

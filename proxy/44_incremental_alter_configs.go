@@ -5,6 +5,8 @@ package proxy
 // SET and DELETE change one setting each; APPEND and SUBTRACT edit list settings
 // (cleanup.policy). The whole result is validated before anything changes.
 //
+// Authorization: ALTER_CONFIGS on the topic or the cluster.
+//
 // Differences from Kafka: broker configs cannot be changed (INVALID_REQUEST).
 
 import (
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -25,6 +28,11 @@ func (p *Proxy) incrementalAlterConfigs(ctx context.Context, req *kmsg.Increment
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if code := p.configsAuthorization(ctx, acl.AlterConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+			sr.ErrorCode = code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		if rr.ResourceType != kmsg.ConfigResourceTypeTopic {
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			sr.ErrorMessage = kmsg.StringPtr("Strait changes topic configs only")

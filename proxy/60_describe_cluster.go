@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (p *Proxy) describeCluster(_ context.Context, req *kmsg.DescribeClusterRequest) (kmsg.Response, error) {
+func (p *Proxy) describeCluster(ctx context.Context, req *kmsg.DescribeClusterRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.EndpointType = 1
 	if req.Version >= 1 && req.EndpointType != 1 {
@@ -23,7 +23,7 @@ func (p *Proxy) describeCluster(_ context.Context, req *kmsg.DescribeClusterRequ
 	snap := p.view.Snapshot()
 	resp.ClusterID = snap.ClusterID
 	resp.ControllerID = p.cfg.BrokerID
-	for _, b := range p.brokers(snap) {
+	for _, b := range p.brokers(snap, listenerOf(ctx)) {
 		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
 	}
 	return resp, nil

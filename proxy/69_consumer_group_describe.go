@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -26,6 +27,7 @@ func (p *Proxy) consumerGroupDescribe(ctx context.Context, wr *wire.Request, req
 		parts[i] = &groupPart{topic: g, in: g, out: &resp.Groups[i]}
 	}
 	err := serveGroups(ctx, p, wr, manyGroups[string, kmsg.ConsumerGroupDescribeResponseGroup]{
+		op: acl.Describe,
 		newPiece: func() kmsg.Request {
 			sub := kmsg.NewPtrConsumerGroupDescribeRequest()
 			sub.Version, sub.IncludeAuthorizedOperations = req.Version, req.IncludeAuthorizedOperations

@@ -90,6 +90,9 @@ func TestEveryAdvertisedVersionIsAnswered(t *testing.T) {
 			for key, r := range tc.table {
 				cl := dial(t, tc.addr)
 				for v := r.Min; v <= r.Max; v++ {
+					if key == wire.SASLAuthenticateKey && v > r.Min {
+						cl = dial(t, tc.addr) // answered ILLEGAL_SASL_STATE, then closed, as Kafka does
+					}
 					req := defaultRequest(key, v)
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					resp, err := cl.Do(ctx, req)

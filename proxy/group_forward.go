@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/routing"
 )
@@ -89,6 +90,7 @@ type oneGroupPart = part[struct{}, kmsg.Response]
 // ConsumerGroupHeartbeat): the whole request is the one piece.
 type oneGroup struct {
 	groupRouter
+	op     acl.Operation // on the group, which the principal must be allowed
 	req    kmsg.Request
 	local  func(context.Context, *coordinator.Coordinator) kmsg.Response
 	codeOf func(kmsg.Response) int16
@@ -120,6 +122,9 @@ func (p *Proxy) serveGroup(ctx context.Context, wr *wire.Request, a oneGroup) (k
 	if _, err := p.coord(); err != nil {
 		return nil, err
 	}
+	if !p.allowed(ctx, a.op, acl.Group, a.group) {
+		return a.failed(kerr.GroupAuthorizationFailed.Code), nil
+	}
 	a.groupRouter = groupRouter{p: p, noRelay: relayed(wr)}
 	var out kmsg.Response
 	pt := &oneGroupPart{topic: a.group, out: &out}
@@ -132,7 +137,9 @@ type groupsPart[In, Out any] = part[In, Out]
 
 // ListGroups has no group to route by: every live proxy coordinates some. A proxy
 // asked by a client answers for its own groups, as a Kafka broker does, except a
-// sidecar, which is the client's whole cluster and so gathers every proxy's.
+// sidecar, which is the client's whole cluster and so gathers every proxy's. A
+// principal sees the groups it may DESCRIBE (all of them with DESCRIBE on the
+// cluster), as in Kafka.
 func (p *Proxy) gatherGroups(ctx context.Context, wr *wire.Request, req *kmsg.ListGroupsRequest) (kmsg.Response, error) {
 	c, err := p.coord()
 	if err != nil {
@@ -140,7 +147,7 @@ func (p *Proxy) gatherGroups(ctx context.Context, wr *wire.Request, req *kmsg.Li
 	}
 	resp := c.ListGroups(ctx, req)
 	if p.cfg.Mode != Sidecar || relayed(wr) || resp.ErrorCode != 0 {
-		return resp, nil
+		return p.describableGroups(ctx, resp), nil
 	}
 	snap := p.view.Snapshot()
 	var pieces []*piece
@@ -160,7 +167,22 @@ func (p *Proxy) gatherGroups(ctx context.Context, wr *wire.Request, req *kmsg.Li
 			resp.Groups = append(resp.Groups, other.Groups...)
 		}
 	}
-	return resp, nil
+	return p.describableGroups(ctx, resp), nil
+}
+
+// describableGroups leaves out the groups the principal may not describe.
+func (p *Proxy) describableGroups(ctx context.Context, resp *kmsg.ListGroupsResponse) *kmsg.ListGroupsResponse {
+	if p.allowedQuietly(ctx, acl.Describe, acl.Cluster, acl.ClusterName) {
+		return resp
+	}
+	kept := resp.Groups[:0]
+	for _, g := range resp.Groups {
+		if p.allowedQuietly(ctx, acl.Describe, acl.Group, g.Group) {
+			kept = append(kept, g)
+		}
+	}
+	resp.Groups = kept
+	return resp
 }
 
 // manyGroups forwards a request that names several groups (OffsetFetch v8+,
@@ -168,6 +190,7 @@ func (p *Proxy) gatherGroups(ctx context.Context, wr *wire.Request, req *kmsg.Li
 // each a request of the same kind naming that coordinator's groups.
 type manyGroups[In, Out any] struct {
 	groupRouter
+	op       acl.Operation       // on each group, which the principal must be allowed
 	newPiece func() kmsg.Request // the client's settings, no groups
 	addGroup func(piece kmsg.Request, in In)
 	each     func(resp kmsg.Response, fn func(group string, out *Out))
@@ -200,6 +223,14 @@ func serveGroups[In, Out any](ctx context.Context, p *Proxy, wr *wire.Request, a
 		return err
 	}
 	a.groupRouter = groupRouter{p: p, noRelay: relayed(wr)}
-	forward(ctx, p, a, parts, requestDeadline(30*time.Second))
+	allowed := parts[:0]
+	for _, pt := range parts {
+		if p.allowed(ctx, a.op, acl.Group, pt.topic) {
+			allowed = append(allowed, pt)
+		} else {
+			a.failWith(pt.out, kerr.GroupAuthorizationFailed.Code)
+		}
+	}
+	forward(ctx, p, a, allowed, requestDeadline(30*time.Second))
 	return nil
 }

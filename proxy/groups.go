@@ -155,7 +155,7 @@ func (p *Proxy) coordinatorOf(group string) (routing.Proxy, int16) {
 		return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
 	}
 	if lease.Holder == p.holder() {
-		return routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr}, 0
+		return p.self(), 0
 	}
 	for _, other := range snap.Proxies {
 		if "proxy-"+strconv.Itoa(int(other.ID)) == lease.Holder {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -34,6 +35,16 @@ func handlerTable() map[int16]handler {
 		44: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).incrementalAlterConfigs)},
 		60: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).describeCluster)},
 
+		29: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).describeACLs)},
+		30: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).createACLs)},
+		31: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).deleteACLs)},
+		50: {wire.APIRange{Min: 0, Max: 0}, typed((*Proxy).describeUserScramCredentials)},
+		51: {wire.APIRange{Min: 0, Max: 0}, typed((*Proxy).alterUserScramCredentials)},
+		// SaslHandshake and SaslAuthenticate: the wire server answers them before any
+		// handler runs (wire.Security); listed so that ApiVersions advertises them.
+		wire.SASLHandshakeKey:    {wire.SASLAPIs[wire.SASLHandshakeKey], answeredByWire},
+		wire.SASLAuthenticateKey: {wire.SASLAPIs[wire.SASLAuthenticateKey], answeredByWire},
+
 		8:  {wire.APIRange{Min: 0, Max: 9}, withHeader((*Proxy).offsetCommit)},
 		9:  {wire.APIRange{Min: 0, Max: 9}, withHeader((*Proxy).offsetFetch)},
 		10: {wire.APIRange{Min: 0, Max: 6}, typed((*Proxy).findCoordinator)},
@@ -49,6 +60,11 @@ func handlerTable() map[int16]handler {
 		68: {wire.APIRange{Min: 0, Max: 1}, withHeader((*Proxy).consumerGroupHeartbeat)},
 		69: {wire.APIRange{Min: 0, Max: 1}, withHeader((*Proxy).consumerGroupDescribe)},
 	}
+}
+
+// answeredByWire stands for the SASL APIs, which never reach the proxy's handler.
+func answeredByWire(_ *Proxy, _ context.Context, req *wire.Request) (kmsg.Response, error) {
+	return nil, fmt.Errorf("proxy: %s reached the handler; the wire server answers it", kmsg.NameForKey(req.Header.Key))
 }
 
 // APIs returns the table of API versions the proxy serves (for wire.Server.Versions).

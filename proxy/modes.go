@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -88,7 +89,7 @@ func (p *Proxy) liveProxies(snap *routing.Snapshot) []routing.Proxy {
 			live = append(live, px)
 		}
 	}
-	self := routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr, Rack: p.cfg.Rack}
+	self := p.self()
 	out := []routing.Proxy{self}
 	for _, px := range live {
 		if px.ID != self.ID {
@@ -97,6 +98,17 @@ func (p *Proxy) liveProxies(snap *routing.Snapshot) []routing.Proxy {
 	}
 	slices.SortFunc(out, func(a, b routing.Proxy) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// self is this proxy as it registers itself.
+func (p *Proxy) self() routing.Proxy {
+	return routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr, Rack: p.cfg.Rack, Listeners: p.cfg.Listeners}
+}
+
+// listenerOf is the listener the request's client connected on (its origin's).
+func listenerOf(ctx context.Context) string {
+	o, _ := wire.OriginFrom(ctx)
+	return o.Listener
 }
 
 // broker is a broker as clients see it.
@@ -111,20 +123,31 @@ type broker struct {
 // forward mode, this proxy alone as a sidecar, and the nodes and live proxies in
 // redirect mode. Clients must find a group's coordinator among them (franz-go looks the
 // FindCoordinator answer up by node id), and it may be another proxy.
-func (p *Proxy) brokers(snap *routing.Snapshot) []broker {
+//
+// Each is named by its address on the listener the client connected on, as Kafka
+// does; a proxy without that listener is left out, since the client could not speak
+// to it, while a node without it keeps its one address (nodes have one listener).
+func (p *Proxy) brokers(snap *routing.Snapshot, listener string) []broker {
 	var out []broker
 	switch p.cfg.Mode {
 	case Sidecar:
-		out = appendBroker(out, p.cfg.BrokerID, p.cfg.AdvertisedAddr, p.cfg.Rack)
+		addr, _ := p.self().AdvertisedAddr(listener)
+		out = appendBroker(out, p.cfg.BrokerID, addr, p.cfg.Rack)
 	case Redirect:
 		for _, id := range snap.NodeIDs() {
 			n := snap.Nodes[id]
-			out = appendBroker(out, n.ID, n.Addr, n.Rack)
+			addr, ok := n.AdvertisedAddr(listener)
+			if !ok {
+				addr = n.Addr
+			}
+			out = appendBroker(out, n.ID, addr, n.Rack)
 		}
 		fallthrough
 	default:
 		for _, px := range p.liveProxies(snap) {
-			out = appendBroker(out, px.ID, px.Addr, px.Rack)
+			if addr, ok := px.AdvertisedAddr(listener); ok {
+				out = appendBroker(out, px.ID, addr, px.Rack)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b broker) int { return cmp.Compare(a.id, b.id) })

@@ -33,8 +33,19 @@ type Config struct {
 	AutoCreateTopics bool // create unknown topics on Metadata and Produce (auto.create.topics.enable)
 	Mode             Mode // forward (the default), sidecar or redirect
 	// Upstream sizes the pool of connections to nodes: connections per node (default 2)
-	// and how long one may idle. The proxy sets the client options itself.
+	// and how long one may idle, and sets their TLS. The proxy sets the other client
+	// options itself.
 	Upstream wire.PoolOptions
+	// Listeners are this proxy's client addresses by listener name, which Metadata
+	// names it by; none means AdvertisedAddr serves every client.
+	Listeners map[string]string
+	// Authorizer decides what each principal may do; nil allows everything.
+	Authorizer Authorizer
+	// Denials hears of denied operations, for metrics.
+	Denials Denials
+	// Credentials stores SCRAM credentials for AlterUserScramCredentials; nil refuses
+	// those requests. Normally the Store.
+	Credentials routing.Store
 }
 
 // Proxy answers Kafka requests; it implements wire.Handler.
@@ -95,7 +106,7 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 
 // upstreamOptions completes the pool options of cfg.Upstream with the proxy's own.
 func upstreamOptions(opts wire.PoolOptions, logger *slog.Logger) wire.PoolOptions {
-	opts.ClientID, opts.Internal, opts.Logger = "strait-proxy", true, logger
+	opts.ClientID, opts.Internal, opts.Logger = "strait-proxy", true, logger // TLS as given
 	return opts
 }
 

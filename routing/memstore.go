@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -32,13 +33,15 @@ type MemStore struct {
 
 // memState is the whole metadata, also its on-disk JSON form.
 type memState struct {
-	Version        int64             `json:"version"`
-	ClusterID      string            `json:"cluster_id"`
-	Topics         map[string]*Topic `json:"topics"`
-	Nodes          map[int32]Node    `json:"nodes"`
-	Proxies        map[int32]Proxy   `json:"proxies"`
-	Leases         map[string]Lease  `json:"leases"`
-	NextProducerID int64             `json:"next_producer_id"`
+	Version        int64                      `json:"version"`
+	ClusterID      string                     `json:"cluster_id"`
+	Topics         map[string]*Topic          `json:"topics"`
+	Nodes          map[int32]Node             `json:"nodes"`
+	Proxies        map[int32]Proxy            `json:"proxies"`
+	Leases         map[string]Lease           `json:"leases"`
+	NextProducerID int64                      `json:"next_producer_id"`
+	ACLs           map[string]ACL             `json:"acls,omitempty"`  // by ACL.key
+	Scram          map[string]ScramCredential `json:"scram,omitempty"` // by scramKey
 }
 
 // NewMemStore opens an in-process store; path "" keeps metadata in memory only.
@@ -77,6 +80,12 @@ func (st *memState) ensureMaps() {
 	if st.Leases == nil {
 		st.Leases = map[string]Lease{}
 	}
+	if st.ACLs == nil {
+		st.ACLs = map[string]ACL{}
+	}
+	if st.Scram == nil {
+		st.Scram = map[string]ScramCredential{}
+	}
 }
 
 // Snapshot implements Store.
@@ -99,6 +108,7 @@ func (s *MemStore) Snapshot(context.Context) (*Snapshot, error) {
 	snap.Incarnation = st.ClusterID // an in-process store never loses its data
 	snap.Proxies = maps.Clone(st.Proxies)
 	snap.Leases = maps.Clone(st.Leases)
+	snap.ACLs = sortACLs(slices.Collect(maps.Values(st.ACLs)))
 	return snap, nil
 }
 
@@ -296,6 +306,88 @@ func (s *MemStore) AllocateProducerIDs(_ context.Context, count int64) (int64, e
 	return first, err
 }
 
+// CreateACLs implements Store.
+func (s *MemStore) CreateACLs(_ context.Context, acls []ACL) error {
+	err := s.change(func(st *memState) error {
+		added := false
+		for _, a := range acls {
+			if _, ok := st.ACLs[a.key()]; !ok {
+				st.ACLs[a.key()] = a
+				added = true
+			}
+		}
+		if !added {
+			return errNothingChanged
+		}
+		return nil
+	})
+	if errors.Is(err, errNothingChanged) {
+		return nil
+	}
+	return err
+}
+
+// DeleteACLs implements Store.
+func (s *MemStore) DeleteACLs(_ context.Context, acls []ACL) ([]ACL, error) {
+	var deleted []ACL
+	err := s.change(func(st *memState) error {
+		for _, a := range acls {
+			if _, ok := st.ACLs[a.key()]; ok {
+				delete(st.ACLs, a.key())
+				deleted = append(deleted, a)
+			}
+		}
+		if len(deleted) == 0 {
+			return errNothingChanged
+		}
+		return nil
+	})
+	if errors.Is(err, errNothingChanged) {
+		err = nil
+	}
+	return deleted, err
+}
+
+// PutScramCredential implements Store. Credentials are not in snapshots: no version bump.
+func (s *MemStore) PutScramCredential(_ context.Context, c ScramCredential) error {
+	return s.changeQuietly(func(st *memState) error {
+		st.Scram[scramKey(c.User, c.Mechanism)] = c
+		return nil
+	})
+}
+
+// DeleteScramCredential implements Store.
+func (s *MemStore) DeleteScramCredential(_ context.Context, user, mechanism string) error {
+	return s.changeQuietly(func(st *memState) error {
+		if _, ok := st.Scram[scramKey(user, mechanism)]; !ok {
+			return fmt.Errorf("routing: delete %s credential of %q: %w", mechanism, user, ErrUnknownCredential)
+		}
+		delete(st.Scram, scramKey(user, mechanism))
+		return nil
+	})
+}
+
+// ScramCredential implements Store.
+func (s *MemStore) ScramCredential(_ context.Context, user, mechanism string) (ScramCredential, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return ScramCredential{}, false, ErrClosed
+	}
+	c, ok := s.mu.state.Scram[scramKey(user, mechanism)]
+	return c, ok, nil
+}
+
+// ScramCredentials implements Store.
+func (s *MemStore) ScramCredentials(context.Context) ([]ScramCredential, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, ErrClosed
+	}
+	return sortScram(slices.Collect(maps.Values(s.mu.state.Scram))), nil
+}
+
 // Close implements Store.
 func (s *MemStore) Close() error {
 	s.mu.Lock()
@@ -307,6 +399,15 @@ func (s *MemStore) Close() error {
 // change applies fn to a copy-on-write state, persists it, bumps the version and
 // notifies subscribers. A failed fn or save leaves the state untouched.
 func (s *MemStore) change(fn func(*memState) error) error {
+	return s.apply(fn, true)
+}
+
+// changeQuietly is change for what snapshots do not show: no version, no notice.
+func (s *MemStore) changeQuietly(fn func(*memState) error) error {
+	return s.apply(fn, false)
+}
+
+func (s *MemStore) apply(fn func(*memState) error, visible bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.closed {
@@ -321,16 +422,22 @@ func (s *MemStore) change(fn func(*memState) error) error {
 	next.Nodes = maps.Clone(old.Nodes)
 	next.Proxies = maps.Clone(old.Proxies)
 	next.Leases = maps.Clone(old.Leases)
+	next.ACLs = maps.Clone(old.ACLs)
+	next.Scram = maps.Clone(old.Scram)
 	if err := fn(&next); err != nil {
 		return err
 	}
-	next.Version++
+	if visible {
+		next.Version++
+	}
 	s.mu.state = next
 	if err := s.saveLocked(); err != nil {
 		s.mu.state = old
 		return err
 	}
-	s.notifyLocked()
+	if visible {
+		s.notifyLocked()
+	}
 	return nil
 }
 

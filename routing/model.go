@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -58,13 +59,49 @@ type Node struct {
 	// max.broker.partitions), from its descriptor limit or its --max-node-partitions;
 	// 0 means no limit. The controller places no more on it.
 	MaxPartitions int `json:"max_partitions,omitempty"`
+	// Listeners are the addresses advertised to clients, by listener name ("SASL_SSL"),
+	// for redirect mode; none means Addr serves them all.
+	Listeners map[string]string `json:"listeners,omitempty"`
 }
 
 // Proxy is a registered front-tier process: clients may be sent to it.
 type Proxy struct {
 	ID   int32  `json:"id"`
-	Addr string `json:"addr"` // host:port advertised to clients
+	Addr string `json:"addr"` // host:port other Strait processes dial, and clients without Listeners
 	Rack string `json:"rack,omitempty"`
+	// Listeners are the addresses advertised to clients, by listener name; Metadata
+	// names each broker by the address of the listener the client connected on, as
+	// Kafka does.
+	Listeners map[string]string `json:"listeners,omitempty"`
+}
+
+// AdvertisedAddr is where a client that connected on listener should reach the proxy:
+// that listener's address, or ok false if the proxy has listeners but not that one.
+func (p Proxy) AdvertisedAddr(listener string) (string, bool) {
+	return advertisedAddr(p.Addr, p.Listeners, listener)
+}
+
+// AdvertisedAddr is AdvertisedAddr of a node, for redirect mode.
+func (n Node) AdvertisedAddr(listener string) (string, bool) {
+	return advertisedAddr(n.Addr, n.Listeners, listener)
+}
+
+// Equal reports whether two registrations say the same.
+func (n Node) Equal(o Node) bool {
+	return n.ID == o.ID && n.Addr == o.Addr && n.Rack == o.Rack && n.MaxPartitions == o.MaxPartitions && maps.Equal(n.Listeners, o.Listeners)
+}
+
+// Equal reports whether two registrations say the same.
+func (p Proxy) Equal(o Proxy) bool {
+	return p.ID == o.ID && p.Addr == o.Addr && p.Rack == o.Rack && maps.Equal(p.Listeners, o.Listeners)
+}
+
+func advertisedAddr(addr string, listeners map[string]string, listener string) (string, bool) {
+	if len(listeners) == 0 || listener == "" {
+		return addr, true
+	}
+	a, ok := listeners[listener]
+	return a, ok
 }
 
 // Lease gives one holder a role for a while: coordinating a __consumer_offsets
@@ -88,6 +125,8 @@ type Snapshot struct {
 	Nodes       map[int32]Node
 	Proxies     map[int32]Proxy
 	Leases      map[string]Lease
+	// ACLs are the cluster's ACL bindings, in a stable order.
+	ACLs []ACL
 
 	topicsByID map[TopicID]*Topic
 }

@@ -82,6 +82,25 @@ func (r *reply) pairs(i int) [][2]string {
 	return out
 }
 
+// strs returns element i, an array of strings (HKEYS, HVALS).
+func (r *reply) strs(i int) []string {
+	flat, ok := r.at(i).([]any)
+	if !ok {
+		r.fail(i, "an array")
+		return nil
+	}
+	out := make([]string, 0, len(flat))
+	for _, v := range flat {
+		s, ok := v.(string)
+		if !ok {
+			r.fail(i, "an array of strings")
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 func (r *reply) err(op, addr string) error {
 	if r.bad == "" {
 		return nil

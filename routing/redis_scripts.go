@@ -13,6 +13,8 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[4] nodes       hash: id -> node JSON
 //	KEYS[5] proxies     hash: id -> proxy JSON
 //	KEYS[6] leases      hash: name -> "token|expires_unix_ms|holder"
+//	KEYS[7] acls        hash: ACL binding JSON -> "1"
+//	KEYS[8] scram       hash: user NUL mechanism -> SCRAM credential JSON
 //
 // and the same first ARGV, used only when meta is missing (a new or emptied Redis):
 //
@@ -46,14 +48,14 @@ var (
 return redis.call('HMGET', KEYS[1], 'version', 'cluster_id', 'incarnation')
 `)
 
-	// scriptSnapshot returns version, cluster id, incarnation and the flat HGETALL
-	// arrays of topic revisions, nodes, proxies and leases; with ARGV[6] == "full" also
-	// every topic's JSON.
+	// scriptSnapshot returns version, cluster id, incarnation, the flat HGETALL
+	// arrays of topic revisions, nodes, proxies and leases, and the ACL bindings; with
+	// ARGV[6] == "full" also every topic's JSON.
 	scriptSnapshot = newRedisScript(`
 local m = redis.call('HMGET', KEYS[1], 'version', 'cluster_id', 'incarnation')
 local out = {m[1], m[2], m[3], redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
-  redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[6])}
-if ARGV[6] == 'full' then out[8] = redis.call('HGETALL', KEYS[2]) end
+  redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[6]), redis.call('HKEYS', KEYS[7])}
+if ARGV[6] == 'full' then out[9] = redis.call('HGETALL', KEYS[2]) end
 return out
 `)
 
@@ -169,6 +171,50 @@ local tok, curExp, holder = string.match(cur, '^(%d+)|(%d+)|(.*)$')
 if holder ~= ARGV[7] or tonumber(curExp) <= now then return {'notheld'} end
 redis.call('HSET', KEYS[6], ARGV[6], tok .. '|' .. string.format('%d', now) .. '|' .. holder)
 return {'ok', bump()}
+`)
+
+	// scriptCreateACLs adds the ACL bindings in ARGV[6:], bumping the version if any
+	// was new: {"ok", version}.
+	scriptCreateACLs = newRedisScript(`
+local added = 0
+for i = 6, #ARGV do added = added + redis.call('HSETNX', KEYS[7], ARGV[i], '1') end
+if added == 0 then return {'ok', redis.call('HGET', KEYS[1], 'version')} end
+return {'ok', bump()}
+`)
+
+	// scriptDeleteACLs removes the ACL bindings in ARGV[6:], bumping the version if any
+	// was stored: {"ok", version, deleted...}.
+	scriptDeleteACLs = newRedisScript(`
+local deleted = {}
+for i = 6, #ARGV do
+  if redis.call('HDEL', KEYS[7], ARGV[i]) == 1 then deleted[#deleted + 1] = ARGV[i] end
+end
+local v = redis.call('HGET', KEYS[1], 'version')
+if #deleted > 0 then v = bump() end
+return {'ok', v, deleted}
+`)
+
+	// scriptPutScram sets credential ARGV[6] to JSON ARGV[7]: {"ok", version}. Credentials
+	// are not in snapshots, so the version does not move.
+	scriptPutScram = newRedisScript(`
+redis.call('HSET', KEYS[8], ARGV[6], ARGV[7])
+return {'ok', redis.call('HGET', KEYS[1], 'version')}
+`)
+
+	// scriptDeleteScram removes credential ARGV[6]: {"ok", version} or {"unknown"}.
+	scriptDeleteScram = newRedisScript(`
+if redis.call('HDEL', KEYS[8], ARGV[6]) == 0 then return {'unknown'} end
+return {'ok', redis.call('HGET', KEYS[1], 'version')}
+`)
+
+	// scriptGetScram returns credential ARGV[6]'s JSON, or nil.
+	scriptGetScram = newRedisScript(`
+return redis.call('HGET', KEYS[8], ARGV[6])
+`)
+
+	// scriptAllScram returns every credential's JSON.
+	scriptAllScram = newRedisScript(`
+return redis.call('HVALS', KEYS[8])
 `)
 
 	// scriptAllocatePIDs reserves ARGV[6] producer ids and returns the first.

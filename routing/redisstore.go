@@ -117,7 +117,7 @@ func NewRedisStore(ctx context.Context, rawURL, cluster string, logger *slog.Log
 		logger:   logger.With("redis", opts.Addr, "cluster", cluster),
 		loopDone: make(chan struct{}),
 	}
-	for _, k := range []string{"meta", "topics", "topic_revs", "nodes", "proxies", "leases"} {
+	for _, k := range []string{"meta", "topics", "topic_revs", "nodes", "proxies", "leases", "acls", "scram"} {
 		s.keys = append(s.keys, prefix+k)
 	}
 	s.topics, _ = lru.New[topicRev, *Topic](RedisTopicCacheSize) // fails only for size <= 0
@@ -233,7 +233,7 @@ func (s *RedisStore) Snapshot(ctx context.Context) (*Snapshot, error) {
 		}
 		r := replyOf(res)
 		version, clusterID, inc := r.int(0), r.str(1), r.str(2)
-		revs, nodes, proxies, leases := r.pairs(3), r.pairs(4), r.pairs(5), r.pairs(6)
+		revs, nodes, proxies, leases, acls := r.pairs(3), r.pairs(4), r.pairs(5), r.pairs(6), r.strs(7)
 		if err := r.err(op, s.addr); err != nil {
 			return nil, err
 		}
@@ -266,7 +266,14 @@ func (s *RedisStore) Snapshot(ctx context.Context) (*Snapshot, error) {
 			}
 			topics = append(topics, t)
 		}
-		return s.buildSnapshot(version, clusterID, topics, nodes, proxies, leases)
+		snap, err := s.buildSnapshot(version, clusterID, topics, nodes, proxies, leases)
+		if err != nil {
+			return nil, err
+		}
+		if snap.ACLs, err = s.decodeACLs(acls); err != nil {
+			return nil, err
+		}
+		return snap, nil
 	}
 }
 
@@ -279,7 +286,7 @@ func (s *RedisStore) topicBodies(ctx context.Context, r reply, full bool, versio
 	}
 	if full {
 		all := map[string]string{}
-		for _, kv := range r.pairs(7) {
+		for _, kv := range r.pairs(8) {
 			all[kv[0]] = kv[1]
 		}
 		for _, key := range missing {
@@ -635,6 +642,132 @@ func (s *RedisStore) AllocateProducerIDs(ctx context.Context, count int64) (int6
 	s.mu.maxPID = max(s.mu.maxPID, first+count)
 	s.mu.Unlock()
 	return first, nil
+}
+
+// decodeACLs reads the ACL bindings stored as hash fields.
+func (s *RedisStore) decodeACLs(keys []string) ([]ACL, error) {
+	acls := make([]ACL, 0, len(keys))
+	for _, k := range keys {
+		var a ACL
+		if err := json.Unmarshal([]byte(k), &a); err != nil {
+			return nil, fmt.Errorf("routing: ACL %q in Redis at %s is not valid JSON (delete it with DeleteAcls or from Redis): %w", k, s.addr, err)
+		}
+		acls = append(acls, a)
+	}
+	return sortACLs(acls), nil
+}
+
+// CreateACLs implements Store.
+func (s *RedisStore) CreateACLs(ctx context.Context, acls []ACL) error {
+	const op = "create ACLs"
+	if len(acls) == 0 {
+		return nil
+	}
+	res, err := s.run(ctx, op, scriptCreateACLs, aclArgs(acls)...)
+	if err != nil {
+		return err
+	}
+	return s.outcome(op, res, nil)
+}
+
+// DeleteACLs implements Store.
+func (s *RedisStore) DeleteACLs(ctx context.Context, acls []ACL) ([]ACL, error) {
+	const op = "delete ACLs"
+	if len(acls) == 0 {
+		return nil, nil
+	}
+	res, err := s.run(ctx, op, scriptDeleteACLs, aclArgs(acls)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.outcome(op, res, nil); err != nil {
+		return nil, err
+	}
+	r := replyOf(res)
+	keys := r.strs(2)
+	if err := r.err(op, s.addr); err != nil {
+		return nil, err
+	}
+	return s.decodeACLs(keys)
+}
+
+func aclArgs(acls []ACL) []any {
+	args := make([]any, len(acls))
+	for i, a := range acls {
+		args[i] = a.key()
+	}
+	return args
+}
+
+// PutScramCredential implements Store.
+func (s *RedisStore) PutScramCredential(ctx context.Context, c ScramCredential) error {
+	op := fmt.Sprintf("store the %s credential of %q", c.Mechanism, c.User)
+	body, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("routing: %s: %w", op, err)
+	}
+	res, err := s.run(ctx, op, scriptPutScram, scramKey(c.User, c.Mechanism), body)
+	if err != nil {
+		return err
+	}
+	return s.outcome(op, res, nil)
+}
+
+// DeleteScramCredential implements Store.
+func (s *RedisStore) DeleteScramCredential(ctx context.Context, user, mechanism string) error {
+	op := fmt.Sprintf("delete the %s credential of %q", mechanism, user)
+	res, err := s.run(ctx, op, scriptDeleteScram, scramKey(user, mechanism))
+	if err != nil {
+		return err
+	}
+	return s.outcome(op, res, map[string]error{"unknown": ErrUnknownCredential})
+}
+
+// ScramCredential implements Store.
+func (s *RedisStore) ScramCredential(ctx context.Context, user, mechanism string) (ScramCredential, bool, error) {
+	op := fmt.Sprintf("read the %s credential of %q", mechanism, user)
+	res, err := s.run(ctx, op, scriptGetScram, scramKey(user, mechanism))
+	if err != nil || res == nil {
+		return ScramCredential{}, false, err
+	}
+	body, ok := res.(string)
+	if !ok {
+		return ScramCredential{}, false, fmt.Errorf("routing: %s: Redis at %s answered %T, not a string", op, s.addr, res)
+	}
+	c, err := s.decodeScram(body)
+	return c, err == nil, err
+}
+
+// ScramCredentials implements Store.
+func (s *RedisStore) ScramCredentials(ctx context.Context) ([]ScramCredential, error) {
+	const op = "read SCRAM credentials"
+	res, err := s.run(ctx, op, scriptAllScram)
+	if err != nil {
+		return nil, err
+	}
+	r := reply{}
+	r.items = []any{res}
+	bodies := r.strs(0)
+	if err := r.err(op, s.addr); err != nil {
+		return nil, err
+	}
+	creds := make([]ScramCredential, 0, len(bodies))
+	for _, b := range bodies {
+		c, err := s.decodeScram(b)
+		if err != nil {
+			return nil, err
+		}
+		creds = append(creds, c)
+	}
+	return sortScram(creds), nil
+}
+
+func (s *RedisStore) decodeScram(body string) (ScramCredential, error) {
+	var c ScramCredential
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return c, fmt.Errorf("routing: a SCRAM credential in Redis at %s is not valid JSON (set the user's password again): %w", s.addr, err)
+	}
+	return c, nil
 }
 
 // Close implements Store: it ends subscriptions and closes the connections.

@@ -71,6 +71,21 @@ type Store interface {
 	// Ids are never handed out twice, even across restarts (Kafka's AllocateProducerIds).
 	AllocateProducerIDs(ctx context.Context, count int64) (first int64, err error)
 
+	// CreateACLs adds ACL bindings; those already stored stay as they are. A change
+	// bumps the version, so caches (and every proxy's authorizer) see it at once.
+	CreateACLs(ctx context.Context, acls []ACL) error
+	// DeleteACLs removes the given bindings and returns those that were stored.
+	DeleteACLs(ctx context.Context, acls []ACL) (deleted []ACL, err error)
+
+	// PutScramCredential stores a user's credential for its mechanism, replacing any.
+	PutScramCredential(ctx context.Context, c ScramCredential) error
+	// DeleteScramCredential removes one; ErrUnknownCredential if there is none.
+	DeleteScramCredential(ctx context.Context, user, mechanism string) error
+	// ScramCredential reads one; found is false if there is none.
+	ScramCredential(ctx context.Context, user, mechanism string) (c ScramCredential, found bool, err error)
+	// ScramCredentials reads every credential, ordered by user and mechanism.
+	ScramCredentials(ctx context.Context) ([]ScramCredential, error)
+
 	Close() error
 }
 

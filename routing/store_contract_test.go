@@ -70,6 +70,8 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		{"UpdatePartitionRace", contractUpdatePartitionRace},
 		{"UpdatePartitionsBatch", contractUpdatePartitionsBatch},
 		{"CacheFollowsStore", contractCacheFollowsStore},
+		{"ACLs", contractACLs},
+		{"ScramCredentials", contractScramCredentials},
 		{"Closed", contractClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -230,19 +232,19 @@ func contractRegistrationReplaces(t *testing.T, s Store) {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range []Proxy{{ID: 5, Addr: "p:1"}, {ID: 5, Addr: "p:2", Rack: "r2"}} {
+	for _, p := range []Proxy{{ID: 5, Addr: "p:1"}, {ID: 5, Addr: "p:2", Rack: "r2", Listeners: map[string]string{"SASL_SSL": "p:3"}}} {
 		if err := s.RegisterProxy(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	snap := mustSnapshot(t, s)
-	if want := map[int32]Node{1: {ID: 1, Addr: "a:2", Rack: "r1"}, 2: {ID: 2, Addr: "b:1"}}; !maps.Equal(snap.Nodes, want) {
+	if want := map[int32]Node{1: {ID: 1, Addr: "a:2", Rack: "r1"}, 2: {ID: 2, Addr: "b:1"}}; !maps.EqualFunc(snap.Nodes, want, Node.Equal) {
 		t.Fatalf("nodes = %v, want %v", snap.Nodes, want)
 	}
 	if !slices.Equal(snap.NodeIDs(), []int32{1, 2}) {
 		t.Fatalf("NodeIDs = %v", snap.NodeIDs())
 	}
-	if want := map[int32]Proxy{5: {ID: 5, Addr: "p:2", Rack: "r2"}}; !maps.Equal(snap.Proxies, want) {
+	if want := map[int32]Proxy{5: {ID: 5, Addr: "p:2", Rack: "r2", Listeners: map[string]string{"SASL_SSL": "p:3"}}}; !maps.EqualFunc(snap.Proxies, want, Proxy.Equal) {
 		t.Fatalf("proxies = %v, want %v", snap.Proxies, want)
 	}
 }

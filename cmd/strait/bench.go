@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +31,8 @@ type benchConfig struct {
 	IdlePartitions int
 
 	Brokers    string
+	TLS        bool
+	TLSCA      string
 	Topic      string
 	Records    int
 	RecordSize int
@@ -40,6 +44,8 @@ type benchConfig struct {
 
 func (c *benchConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Brokers, "brokers", "127.0.0.1:9092", "comma-separated bootstrap addresses")
+	fs.BoolVar(&c.TLS, "tls", false, "connect with TLS (an SSL listener), to measure what encryption costs")
+	fs.StringVar(&c.TLSCA, "tls-ca", "", "PEM CA certificates the brokers' certificates are verified against (default: the system's)")
 	fs.StringVar(&c.Topic, "topic", "strait-bench", "topic to write and read (created if missing)")
 	fs.IntVar(&c.Records, "records", 1_000_000, "records to produce and consume")
 	fs.IntVar(&c.RecordSize, "record-size", 100, "bytes per record value")
@@ -105,7 +111,7 @@ func runBench(args []string) error {
 }
 
 func ensureTopic(ctx context.Context, seeds []string, cfg benchConfig) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	cl, err := kgo.NewClient(append(benchTLS(cfg), kgo.SeedBrokers(seeds...))...)
 	if err != nil {
 		return err
 	}
@@ -122,7 +128,7 @@ func ensureTopic(ctx context.Context, seeds []string, cfg benchConfig) error {
 
 func benchProduce(ctx context.Context, seeds []string, cfg benchConfig, out io.Writer) error {
 	acks := map[string]kgo.Acks{"all": kgo.AllISRAcks(), "1": kgo.LeaderAck(), "0": kgo.NoAck()}[cfg.Acks]
-	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequiredAcks(acks), kgo.DefaultProduceTopic(cfg.Topic),
+	opts := []kgo.Opt{benchTLS(cfg)[0], kgo.SeedBrokers(seeds...), kgo.RequiredAcks(acks), kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.ProducerLinger(cfg.Linger), kgo.MaxBufferedRecords(1 << 16)}
 	if cfg.Acks != "all" {
 		opts = append(opts, kgo.DisableIdempotentWrite())
@@ -157,7 +163,7 @@ func benchProduce(ctx context.Context, seeds []string, cfg benchConfig, out io.W
 }
 
 func benchConsume(ctx context.Context, seeds []string, cfg benchConfig, out io.Writer) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(cfg.Topic),
+	cl, err := kgo.NewClient(benchTLS(cfg)[0], kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return err
@@ -225,4 +231,20 @@ func (p *progress) finish() {
 	mb := float64(n) * float64(p.recordSize) / 1e6
 	fmt.Fprintf(p.out, "%s: %d records of %d bytes in %s: %.0f records/s, %.1f MB/s\n",
 		p.phase, n, p.recordSize, took.Round(time.Millisecond), float64(n)/took.Seconds(), mb/took.Seconds())
+}
+
+// benchTLS is the one option that sets the clients' TLS: with --tls, verified against
+// --tls-ca; without, none (an option that changes nothing).
+func benchTLS(cfg benchConfig) []kgo.Opt {
+	if !cfg.TLS {
+		return []kgo.Opt{kgo.DialTLSConfig(nil)}
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLSCA != "" {
+		if pem, err := os.ReadFile(cfg.TLSCA); err == nil {
+			tc.RootCAs = x509.NewCertPool()
+			tc.RootCAs.AppendCertsFromPEM(pem)
+		}
+	}
+	return []kgo.Opt{kgo.DialTLSConfig(tc)}
 }

@@ -50,6 +50,8 @@ type devConfig struct {
 	Rack                 string
 	NodeRacks            string   // --node-racks as given
 	nodeRacks            []string // by node, in id order; nil when not given
+	Security             securityConfig
+	listeners            []listenerSpec // from --listeners or --listen
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -73,6 +75,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 	maxNodePartitionsFlag(fs, &c.MaxNodePartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
+	c.Security.flags(fs)
 	fs.StringVar(&c.NodeRacks, "node-racks", "", "racks of the nodes, comma-separated, one per node in id order (a,b,c for --nodes 3): consumers that set client.rack read from the replica in theirs rather than the leader (KIP-392)")
 }
 
@@ -81,8 +84,15 @@ func (c *devConfig) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
 	}
+	var err error
+	if c.listeners, err = parseListeners(c.Security.Listeners, c.Listen); err != nil {
+		return err
+	}
+	if err := c.Security.validate(c.listeners); err != nil {
+		return err
+	}
 	if c.Advertise == "" {
-		c.Advertise = advertisedFrom(c.Listen)
+		c.Advertise = advertisedFrom(c.listeners[0].Addr)
 	}
 	if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
 		return fmt.Errorf("--advertise %q: %w", c.Advertise, err)
@@ -169,7 +179,8 @@ type dev struct {
 	cancel    context.CancelFunc
 	ready     atomic.Bool
 	// relayTo is the proxy the nodes relay to: set once it serves, cleared as it stops.
-	relayTo atomic.Pointer[proxy.Proxy]
+	relayTo  atomic.Pointer[proxy.Proxy]
+	security *security
 }
 
 func startDev(ctx context.Context, cfg devConfig, logger *slog.Logger) (*dev, error) {
@@ -202,6 +213,9 @@ func (d *dev) start(ctx context.Context, cfg devConfig) error {
 		return err
 	}
 	if d.cache, err = routing.NewCache(ctx, d.store, 0, d.logger); err != nil {
+		return err
+	}
+	if d.security, err = startSecurity(ctx, cfg.Security, cfg.listeners, d.store, d.cache, d.telemetry, "dev", d.logger); err != nil {
 		return err
 	}
 	for i := range cfg.Nodes {
@@ -242,6 +256,9 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 		// Dev nodes listen on a new port at each start; the data dir is what they are.
 		LeaseHolder: "dev-node-" + strconv.Itoa(int(id)) + "@" + cfg.DataDir,
 		Relay:       d.relay,
+		// Clients reach dev nodes only in redirect mode, as they reach the proxy.
+		Security: d.security,
+		Spec:     cfg.listeners[0],
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
 		ln.Close()
@@ -252,14 +269,15 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 }
 
 func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
-	ln, err := net.Listen("tcp", cfg.Listen)
+	listeners, err := bindListeners(cfg.listeners, cfg.Advertise)
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+		return err
 	}
 	d.proxy, err = startProxyProcess(ctx, proxyOptions{
 		ID:                   0, // the sidecar's one broker; nodes count from 1
-		Listener:             ln,
-		Advertise:            cfg.Advertise,
+		Listeners:            listeners,
+		Advertise:            internalAddr(listeners, d.security.tls != nil),
+		Security:             d.security,
 		Limits:               cfg.Limits.forListener(d.budget),
 		UpstreamConns:        cfg.UpstreamConns,
 		AutoCreateTopics:     cfg.AutoCreateTopics,
@@ -274,7 +292,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		LocalNodes:           d.localNodes(),
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
-		ln.Close()
+		closeListeners(listeners)
 		return err
 	}
 	d.admin.AddCheck(observabilityGroupsCheck(d.proxy))

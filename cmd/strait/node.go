@@ -31,6 +31,8 @@ type nodeConfig struct {
 	LagTimeMax     time.Duration
 	MaxPartitions  int
 	Rack           string
+	Security       securityConfig
+	listener       listenerSpec // from --listeners (one) or --listen
 }
 
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
@@ -45,6 +47,7 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 	maxNodePartitionsFlag(fs, &c.MaxPartitions)
+	c.Security.flags(fs)
 	fs.StringVar(&c.Rack, "rack", "", "the rack or zone this node runs in (broker.rack): consumers that set the same client.rack read its replicas rather than the leader's (KIP-392)")
 }
 
@@ -65,6 +68,17 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--replica-lag-time-max %s: must be positive", c.LagTimeMax)
 	case c.MaxPartitions < 0:
 		return fmt.Errorf("--max-node-partitions %d: must not be negative (0: sized from the file descriptor limit)", c.MaxPartitions)
+	}
+	listeners, err := parseListeners(c.Security.Listeners, c.Listen)
+	if err != nil {
+		return err
+	}
+	if len(listeners) != 1 {
+		return fmt.Errorf("--listeners: a node serves one listener, which proxies, peers and redirect-mode clients share; got %d", len(listeners))
+	}
+	c.listener = listeners[0]
+	if err := c.Security.validate(listeners); err != nil {
+		return err
 	}
 	return c.Limits.validate()
 }
@@ -106,13 +120,19 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
-	ln, advertise, err := listenAndAdvertise(cfg.Listen, cfg.Advertise)
+	sec, err := startSecurity(c.ctx, cfg.Security, []listenerSpec{cfg.listener}, c.store, c.cache, tel, "node", logger)
 	if err != nil {
 		c.close()
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
-	relay := newProxyRelay(int32(cfg.ID), c.store, c.cache, logger.With("node", cfg.ID))
+	ln, advertise, err := listenAndAdvertise(cfg.listener.Addr, cfg.Advertise)
+	if err != nil {
+		c.close()
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	relay := newProxyRelay(int32(cfg.ID), c.store, c.cache, sec.clientTLS(), logger.With("node", cfg.ID))
 	n, err := startNodeProcess(c.ctx, nodeOptions{
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, DataDir: cfg.DataDir,
 		Limits: cfg.Limits.forListener(budget), RetentionCheck: cfg.RetentionCheck,
@@ -120,6 +140,8 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		MaxPartitions: nodePartitionLimit(cfg.MaxPartitions, 1),
 		Rack:          cfg.Rack,
 		Relay:         relay.relay,
+		Security:      sec,
+		Spec:          cfg.listener,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()

@@ -42,6 +42,9 @@ type nodeOptions struct {
 	LeaseHolder string
 	// Relay answers ordinary clients' requests for APIs only proxies serve (relay.go).
 	Relay node.Relay
+	// Security and Spec are the listener's security (nil Security: plaintext).
+	Security *security
+	Spec     listenerSpec
 }
 
 // nodeProcess is a running partition-log node: its partitions, its Kafka listener, and
@@ -79,6 +82,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		Fenced:                 n.fenced,
 		Relay:                  opts.Relay,
 		RelayAPIs:              proxy.APIs(),
+		PeerTLS:                opts.Security.clientTLS(),
 	}, cache, n.logger)
 	if err != nil {
 		return nil, err
@@ -97,6 +101,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		Versions: srv.APIs().Versions,
 		Observe:  observeRequests(tel, "node"),
 		ZeroCopy: opts.ZeroCopy,
+		Security: opts.Security.wire(opts.Spec),
 	}
 	if err := observeListener(tel, "node", "node-"+strconv.Itoa(int(opts.ID)), n.wire); err != nil {
 		n.logger.Warn("connection metrics are unavailable; serving without them", "err", err)
@@ -124,7 +129,10 @@ func (n *nodeProcess) register(ctx context.Context) error {
 	}
 	n.renewed.Store(time.Now().UnixNano())
 	want := routing.Node{ID: n.opts.ID, Addr: n.opts.Advertise, MaxPartitions: n.opts.MaxPartitions, Rack: n.opts.Rack}
-	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur == want {
+	if n.opts.Spec.Name != "" {
+		want.Listeners = map[string]string{n.opts.Spec.Name: n.opts.Advertise}
+	}
+	if cur, ok := n.cache.Snapshot().Nodes[n.opts.ID]; ok && cur.Equal(want) {
 		return nil
 	}
 	return n.store.RegisterNode(ctx, want)

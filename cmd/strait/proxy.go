@@ -34,6 +34,8 @@ type proxyConfig struct {
 	MaxClusterPartitions int
 	Mode                 string
 	Rack                 string
+	Security             securityConfig
+	listeners            []listenerSpec // from --listeners or --listen
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -49,6 +51,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
+	c.Security.flags(fs)
 }
 
 // modeFlags are a proxy's mode and rack, for `strait proxy` and `strait dev`.
@@ -75,6 +78,13 @@ func (c *proxyConfig) validate() error {
 		return fmt.Errorf("--default-replication-factor must be at least 1 and --leader-imbalance-check-interval positive")
 	}
 	if err := validateUpstream(c.UpstreamConns); err != nil {
+		return err
+	}
+	var err error
+	if c.listeners, err = parseListeners(c.Security.Listeners, c.Listen); err != nil {
+		return err
+	}
+	if err := c.Security.validate(c.listeners); err != nil {
 		return err
 	}
 	return c.Limits.validate()
@@ -116,14 +126,21 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
-	ln, advertise, err := listenAndAdvertise(cfg.Listen, cfg.Advertise)
+	sec, err := startSecurity(c.ctx, cfg.Security, cfg.listeners, c.store, c.cache, tel, "proxy", logger)
 	if err != nil {
 		c.close()
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
+	listeners, err := bindListeners(cfg.listeners, cfg.Advertise)
+	if err != nil {
+		c.close()
+		stopObservability(ctx, admin, tel)
+		return nil, err
+	}
+	advertise := internalAddr(listeners, sec.tls != nil)
 	pp, err := startProxyProcess(c.ctx, proxyOptions{
-		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, Limits: cfg.Limits.forListener(budget),
+		ID: int32(cfg.ID), Listeners: listeners, Advertise: advertise, Security: sec, Limits: cfg.Limits.forListener(budget),
 		UpstreamConns:    cfg.UpstreamConns,
 		AutoCreateTopics: cfg.AutoCreateTopics, DefaultPartitions: cfg.DefaultPartitions,
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
@@ -131,14 +148,14 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		MaxClusterPartitions: cfg.MaxClusterPartitions, Mode: proxy.Mode(cfg.Mode), Rack: cfg.Rack,
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
-		ln.Close()
+		closeListeners(listeners)
 		c.close()
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
 	admin.AddCheck(observabilityGroupsCheck(pp))
 	ready.Store(true)
-	logger.Info("strait proxy is ready: point Kafka clients at "+advertise, "id", pp.opts.ID, "listen", ln.Addr().String(),
+	logger.Info("strait proxy is ready: point Kafka clients at "+advertise, "id", pp.opts.ID, "listeners", advertisedListeners(listeners), "authorizer", sec.authorizer != nil,
 		"admin", admin.Addr().String(), "cluster", cfg.Cluster, "version", version)
 	return func(ctx context.Context) error {
 		ready.Store(false)

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,9 +32,12 @@ const (
 
 // proxyOptions is what one proxy needs, in dev or on its own.
 type proxyOptions struct {
-	ID                int32 // -1: take the lowest free id from firstAutoProxyID up
-	Listener          net.Listener
+	ID int32 // -1: take the lowest free id from firstAutoProxyID up
+	// Listeners are the Kafka listeners, bound; Advertise is the address other Strait
+	// processes dial (registered as the proxy's Addr).
+	Listeners         []boundListener
 	Advertise         string
+	Security          *security // nil: plaintext, no authorizer
 	Limits            wire.Limits
 	UpstreamConns     int // connections to each node
 	AutoCreateTopics  bool
@@ -66,7 +69,7 @@ type proxyProcess struct {
 	// controller); loops counts them, so a drain releases leases none will renew.
 	stopLoops context.CancelFunc
 	loops     sync.WaitGroup
-	wire      *wire.Server
+	wire      []*wire.Server // one per listener
 	logger    *slog.Logger
 }
 
@@ -90,7 +93,12 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		AutoCreateTopics: opts.AutoCreateTopics,
 		Mode:             opts.Mode,
 		Rack:             opts.Rack,
-		Upstream:         wire.PoolOptions{ConnsPerAddr: opts.UpstreamConns, IdleTimeout: upstreamIdle(opts.Limits.IdleTimeout)},
+		Upstream: wire.PoolOptions{ConnsPerAddr: opts.UpstreamConns, IdleTimeout: upstreamIdle(opts.Limits.IdleTimeout),
+			ClientOptions: wire.ClientOptions{TLS: opts.Security.clientTLS()}},
+		Listeners:   advertisedListeners(opts.Listeners),
+		Authorizer:  opts.Security.proxyAuthorizer(),
+		Denials:     opts.Security.denials(),
+		Credentials: store,
 	}, cache, store, controller, pp.logger)
 	if err != nil {
 		return nil, err
@@ -112,20 +120,26 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		Holder: holder, LeaseTTL: controllerLeaseTTL, ImbalanceCheck: opts.ImbalanceCheck,
 	}, pp.logger)
 	pp.loops.Go(func() { pp.control.Run(loopCtx) })
-	pp.wire = &wire.Server{
-		Handler:  p,
-		Logger:   pp.logger,
-		Limits:   opts.Limits,
-		Versions: proxy.APIs().Versions,
-		Observe:  observeRequests(tel, "proxy"),
-	}
-	if err := observeListener(tel, "proxy", "proxy-"+strconv.Itoa(int(pp.opts.ID)), pp.wire); err != nil {
-		pp.logger.Warn("connection metrics are unavailable; serving without them", "err", err)
+	for _, l := range opts.Listeners {
+		s := &wire.Server{
+			Handler:  p,
+			Logger:   pp.logger.With("listener", l.spec.Name),
+			Limits:   opts.Limits,
+			Versions: proxy.APIs().Versions,
+			Observe:  observeRequests(tel, "proxy"),
+			Security: opts.Security.wire(l.spec),
+		}
+		pp.wire = append(pp.wire, s)
+		if err := observeListener(tel, "proxy", "proxy-"+strconv.Itoa(int(pp.opts.ID))+"-"+strings.ToLower(l.spec.Name), s); err != nil {
+			pp.logger.Warn("connection metrics are unavailable; serving without them", "err", err)
+		}
 	}
 	if err := observeUpstream(tel, p.UpstreamStats); err != nil {
 		pp.logger.Warn("upstream connection metrics are unavailable; serving without them", "err", err)
 	}
-	go serve(pp.wire, opts.Listener, pp.logger)
+	for i, l := range opts.Listeners {
+		go serve(pp.wire[i], l.ln, pp.logger)
+	}
 	return pp, nil
 }
 
@@ -144,10 +158,11 @@ func (pp *proxyProcess) register(ctx context.Context) error {
 		}
 		pp.opts.ID = id
 	}
-	if cur, ok := pp.cache.Snapshot().Proxies[pp.opts.ID]; ok && cur.Addr == pp.opts.Advertise && cur.Rack == pp.opts.Rack {
+	want := routing.Proxy{ID: pp.opts.ID, Addr: pp.opts.Advertise, Rack: pp.opts.Rack, Listeners: advertisedListeners(pp.opts.Listeners)}
+	if cur, ok := pp.cache.Snapshot().Proxies[pp.opts.ID]; ok && cur.Equal(want) {
 		return nil
 	}
-	return pp.store.RegisterProxy(ctx, routing.Proxy{ID: pp.opts.ID, Addr: pp.opts.Advertise, Rack: pp.opts.Rack})
+	return pp.store.RegisterProxy(ctx, want)
 }
 
 func (pp *proxyProcess) claimID(ctx context.Context, holder string) (int32, error) {
@@ -227,7 +242,10 @@ func (pp *proxyProcess) shutdown(ctx context.Context) error {
 	case <-time.After(drainGrace):
 	case <-ctx.Done():
 	}
-	errs = append(errs, pp.wire.Shutdown(ctx), pp.proxy.Close())
+	for _, s := range pp.wire {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	errs = append(errs, pp.proxy.Close())
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,9 +57,9 @@ type proxyRelay struct {
 	}
 }
 
-func newProxyRelay(node int32, store routing.Store, view *routing.Cache, logger *slog.Logger) *proxyRelay {
+func newProxyRelay(node int32, store routing.Store, view *routing.Cache, tlsConfig func() (*tls.Config, error), logger *slog.Logger) *proxyRelay {
 	r := &proxyRelay{node: node, store: store, view: view, logger: logger}
-	r.pool = wire.NewPool(wire.PoolOptions{ClientOptions: wire.ClientOptions{ClientID: "strait-node-" + strconv.Itoa(int(node)) + "-relay", Internal: true, Logger: logger}})
+	r.pool = wire.NewPool(wire.PoolOptions{ClientOptions: wire.ClientOptions{ClientID: "strait-node-" + strconv.Itoa(int(node)) + "-relay", Internal: true, Logger: logger, TLS: tlsConfig}})
 	r.mu.chosen = -1
 	return r
 }

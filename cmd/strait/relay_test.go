@@ -56,7 +56,7 @@ func (c *relayCluster) relay(t *testing.T) *proxyRelay {
 	if err := c.cache.Refresh(context.Background()); err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
-	r := newProxyRelay(0, c.store, c.cache, slog.New(slog.DiscardHandler))
+	r := newProxyRelay(0, c.store, c.cache, nil, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { r.Close() })
 	return r
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,7 +35,11 @@ type ClientOptions struct {
 	// (see doc.go): the server answers each request as soon as it is ready and reads
 	// many ahead, and every flexible request carries the Origin of the context given to
 	// Do in its header. For connections between Strait processes only.
-	Internal         bool
+	Internal bool
+	// TLS, when set, makes each connection TLS with the config it returns (called per
+	// dial, so that reloaded certificates are used). A config without ServerName
+	// verifies the host of the address dialed.
+	TLS              func() (*tls.Config, error)
 	DialTimeout      time.Duration // 0 = 10s
 	MaxResponseBytes int32         // 0 = DefaultMaxRequestBytes
 	Logger           *slog.Logger
@@ -100,6 +105,11 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 	if err != nil {
 		return nil, &notSentError{fmt.Errorf("wire: dial %s: %w", addr, err)}
 	}
+	if opts.TLS != nil {
+		if nc, err = clientTLS(ctx, nc, addr, opts.TLS); err != nil {
+			return nil, &notSentError{err}
+		}
+	}
 	c := newClient(addr, nc, opts)
 	if opts.Internal {
 		if err := c.handshake(ctx); err != nil {
@@ -108,6 +118,25 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 		}
 	}
 	return c, nil
+}
+
+// clientTLS runs a TLS handshake over nc, closing nc if it fails.
+func clientTLS(ctx context.Context, nc net.Conn, addr string, config func() (*tls.Config, error)) (net.Conn, error) {
+	cfg, err := config()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("wire: TLS to %s: %w", addr, err)
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("wire: TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
 }
 
 // newClient starts serving calls over nc.

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,6 +61,8 @@ type conn struct {
 	results chan *result
 	stop    chan struct{} // closed by drain, to wake a reader waiting for a budget
 
+	auth connAuth // who the peer is (security.go)
+
 	handlers sync.WaitGroup // running handlers; results is closed once they are done
 	draining atomic.Bool    // set by Shutdown: read nothing more, answer what was read
 	failOnce sync.Once
@@ -100,6 +103,10 @@ type result struct {
 
 	spliced *splicedFrame // instead of frame: an answer sent partly from files
 	release func()        // from a Spliced answer; called by finish
+
+	// closeAfter closes the connection once the answer is written (a failed
+	// authentication is answered before the connection closes, as Kafka does).
+	closeAfter bool
 }
 
 // newConn prepares nc to be served. Handlers that finish while the writer is busy wait
@@ -108,6 +115,9 @@ type result struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	remote := nc.RemoteAddr().String()
+	if s.Security.TLS != nil {
+		nc = tls.Server(nc, s.Security.TLS) // the handshake runs on the connection's goroutine
+	}
 	return &conn{
 		srv:      s,
 		nc:       nc,
@@ -134,7 +144,11 @@ func (c *conn) serve() {
 		defer close(written)
 		c.writeLoop()
 	}()
-	if err := c.readLoop(); !c.draining.Load() {
+	err := c.authenticatePeer()
+	if err == nil {
+		err = c.readLoop()
+	}
+	if !c.draining.Load() || errors.Is(err, errAuthFailed) {
 		c.fail(err)
 	}
 	c.handlers.Wait()
@@ -142,6 +156,17 @@ func (c *conn) serve() {
 	<-written
 	c.fail(errConnClosed)
 	c.releaseAll()
+}
+
+// authenticatePeer runs the TLS handshake, if any, and sets who the peer is as far as
+// its certificate says.
+func (c *conn) authenticatePeer() error {
+	cert, err := c.handshakeTLS()
+	if err != nil {
+		return err
+	}
+	c.startAuth(cert)
+	return nil
 }
 
 // drain makes the reader stop at its next read; what was read is still answered.
@@ -175,6 +200,8 @@ func (c *conn) logClose(err error) {
 		c.log.Warn("wire: closing connection: the peer stopped reading its answers", "err", err)
 	case errors.Is(err, errIdle):
 		c.log.Debug("wire: closing idle connection", "err", err)
+	case errors.Is(err, errAuthFailed), errors.Is(err, errNotAuthenticated), errors.Is(err, errSessionExpired):
+		c.log.Info("wire: closing connection: not authenticated", "err", err)
 	case errors.Is(err, errConnClosed), errors.Is(err, ErrServerClosed), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.log.Debug("wire: connection closed", "err", err)
 	default:
@@ -363,19 +390,27 @@ func (c *conn) dispatch(payload []byte) error {
 // on an internal connection.
 func (c *conn) declare(h RequestHeader, tags headerTags) {
 	if c.requests == 0 && h.Key == apiVersionsKey && tags.internal >= internalProtocol {
-		c.internal = true
-		c.log.Debug("wire: internal connection", "client_id", h.ClientID, "protocol", tags.internal)
+		if cert := c.certPrincipal(); c.srv.Security.mayDeclareInternal(cert) {
+			c.internal = true
+			c.log.Debug("wire: internal connection", "client_id", h.ClientID, "protocol", tags.internal, "principal", cert)
+		} else {
+			c.log.Info("wire: refusing a connection's claim to be internal: it presented no client certificate of an internal peer; serving it as an ordinary client",
+				"client_id", h.ClientID, "principal", cert)
+		}
 	}
 	c.requests++
 }
 
 // origin is who the request comes from: the connection's client, unless an internal
-// connection names another in the request's tags.
+// connection names another in the request's tags. An ordinary connection's principal
+// is set as its request is handled (gate), after the requests before it, which may
+// authenticate it.
 func (c *conn) origin(h RequestHeader, tags headerTags) (Origin, error) {
-	o := Origin{ClientID: h.ClientID, ClientAddr: c.remote}
+	o := Origin{ClientID: h.ClientID, ClientAddr: c.remote, Listener: c.srv.Security.Listener}
 	if !c.internal {
 		return o, nil
 	}
+	o.Principal = c.principal() // the peer's own, unless it speaks for a client
 	return tags.origin(o)
 }
 
@@ -410,7 +445,14 @@ func (c *conn) handle(ctx context.Context, req *Request, res *result, after <-ch
 	}
 	var resp kmsg.Response
 	err := c.awaitAnswerRoom()
+	answered := false // by the gate itself
 	if err == nil {
+		ctx, resp, answered, err = c.gate(ctx, req)
+	}
+	if errors.Is(err, errCloseAfterAnswer) {
+		res.closeAfter, err = true, nil
+	}
+	if err == nil && !answered {
 		resp, err = c.callHandler(ctx, req)
 	}
 	if handled != nil {
@@ -507,6 +549,10 @@ func (c *conn) writeLoop() {
 		}
 		for _, r := range q.push(res) {
 			c.write(bw, r)
+			if r.closeAfter {
+				c.flush(bw)
+				c.fail(errCloseAfterAnswer)
+			}
 		}
 	}
 	for _, r := range q.pending { // gaps remain only after a failure

@@ -90,10 +90,11 @@
 //	10001  the real client's client id                when the context holds an Origin
 //	10002  the client's address, host:port            idem
 //	10003  W3C traceparent of the caller's span       idem, when there is one
-//	10004  reserved: the client's principal           (the security issue)
+//	10004  the client's principal, "User:alice"       idem
+//	10005  the listener the client connected on       idem
 //
 // Apache Kafka defines no request header tags, and every Kafka reader skips the ones it
-// does not know. Nothing authenticates these fields yet (see Origin).
+// does not know. A Server reads them only from internal peers it trusts (Security).
 //
 // See example_test.go for a Server and a Client talking to each other.
 package wire

@@ -21,7 +21,11 @@ const (
 	tagClientID    = 10001
 	tagClientAddr  = 10002
 	tagTraceParent = 10003
-	// 10004 is kept for the client's authenticated principal (the security issue).
+	// tagPrincipal carries the client's authenticated principal ("User:alice"), and
+	// tagListener the name of the listener it connected on; read, like the others,
+	// only from internal peers the Server trusts (Security.InternalPeer).
+	tagPrincipal = 10004
+	tagListener  = 10005
 )
 
 // internalProtocol is the version a Client declares in tagInternal.
@@ -34,6 +38,8 @@ const (
 	maxOriginClientID    = math.MaxInt16
 	maxOriginClientAddr  = 512
 	maxOriginTraceParent = 512
+	maxOriginPrincipal   = 4096 // a certificate's subject can be long
+	maxOriginListener    = 256
 )
 
 // headerTags are the Strait tags read from a request header. The values point into the
@@ -43,6 +49,8 @@ type headerTags struct {
 	clientID    []byte
 	clientAddr  []byte
 	traceParent []byte
+	principal   []byte
+	listener    []byte
 }
 
 // origin returns base with each field the tags carry put in its place.
@@ -56,6 +64,8 @@ func (t headerTags) origin(base Origin) (Origin, error) {
 		{"client id", t.clientID, maxOriginClientID, &base.ClientID},
 		{"client address", t.clientAddr, maxOriginClientAddr, &base.ClientAddr},
 		{"traceparent", t.traceParent, maxOriginTraceParent, &base.TraceParent},
+		{"principal", t.principal, maxOriginPrincipal, &base.Principal},
+		{"listener", t.listener, maxOriginListener, &base.Listener},
 	} {
 		if len(f.value) > f.limit {
 			return base, fmt.Errorf("%w: origin %s of %d bytes (at most %d)", errMalformed, f.name, len(f.value), f.limit)
@@ -99,6 +109,10 @@ func readHeaderTags(b []byte) (headerTags, []byte, error) {
 			t.clientAddr = value
 		case tagTraceParent:
 			t.traceParent = value
+		case tagPrincipal:
+			t.principal = value
+		case tagListener:
+			t.listener = value
 		}
 	}
 	return t, b, nil
@@ -152,6 +166,8 @@ func appendHeaderTags(dst []byte, declare bool, o Origin) []byte {
 		{tagClientID, o.ClientID},
 		{tagClientAddr, o.ClientAddr},
 		{tagTraceParent, o.TraceParent},
+		{tagPrincipal, o.Principal},
+		{tagListener, o.Listener},
 	}
 	count := 0
 	if declare {

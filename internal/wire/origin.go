@@ -13,13 +13,17 @@ import "context"
 // of each flexible request; so a handler that forwards with its own context carries
 // its client's origin on, and one that sets WithOrigin overrides it.
 //
-// Nothing here is authenticated: any peer may declare its connection internal and claim
-// any origin. The security issue adds the client's Principal (header tag 10004), and
-// will then trust these fields only from authenticated internal peers.
+// These fields are trusted only from internal peers: a connection may declare itself
+// internal only if Security.InternalPeer accepts the principal its TLS client
+// certificate names (any connection may, on a listener without authentication). On an
+// ordinary connection Principal is the one it authenticated as, and Listener the
+// listener's name.
 type Origin struct {
 	ClientID    string // the Kafka client id the client sent
 	ClientAddr  string // the client's host:port, as its proxy saw it
 	TraceParent string // W3C traceparent of the caller's span; "" when there is none
+	Principal   string // who the client authenticated as, "User:alice"; "" when unknown
+	Listener    string // the name of the listener the client connected on, "SASL_SSL"
 }
 
 type originKey struct{}

@@ -71,6 +71,9 @@ type Server struct {
 	// (it carries the request's span, and may carry an Origin with the span's
 	// traceparent for what the handler forwards).
 	Observe func(ctx context.Context, key, version int16) (context.Context, func(bytesIn, bytesOut int, err error))
+	// Security authenticates connections (TLS, SASL, client certificates); the zero
+	// value serves plaintext and takes every client as User:ANONYMOUS.
+	Security Security
 	// ZeroCopy sends the file ranges of Spliced responses from file to socket with
 	// sendfile, on TCP connections under Linux. Off (or elsewhere), they are copied into
 	// the frame before it is written.

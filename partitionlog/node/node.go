@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,9 @@ type Config struct {
 	// which the node advertises for them. Nil Relay: the node serves APIs alone.
 	Relay     Relay
 	RelayAPIs wire.APITable
+	// PeerTLS, when set, makes connections to peer nodes TLS with the config it
+	// returns, presenting this node's certificate (mTLS between nodes).
+	PeerTLS func() (*tls.Config, error)
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.
@@ -156,7 +160,7 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.peers = wire.NewPool(wire.PoolOptions{ClientOptions: wire.ClientOptions{
-		ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), Internal: true, Logger: s.logger,
+		ClientID: fmt.Sprintf("strait-replica-%d", cfg.ID), Internal: true, Logger: s.logger, TLS: cfg.PeerTLS,
 	}})
 	s.mu.partitions = make(map[partitionKey]*replica)
 	s.fetchers.byLeader = make(map[int32]*fetcher)
