@@ -7,8 +7,11 @@ package proxy
 // sidecar names itself for every group and forwards the group's requests to the
 // coordinator when that is another proxy.
 //
-// Differences from Kafka: transaction and share coordinators do not exist yet;
-// asking for one gets COORDINATOR_NOT_AVAILABLE with a message that says so.
+// A transactional id's coordinator (key type 1) is the proxy holding the lease of its
+// __transaction_state partition, found the same way (transactions.go).
+//
+// Differences from Kafka: share coordinators do not exist yet; asking for one gets
+// COORDINATOR_NOT_AVAILABLE with a message that says so.
 
 import (
 	"context"
@@ -42,15 +45,21 @@ func (p *Proxy) findOne(kind int8, key string) kmsg.FindCoordinatorResponseCoord
 	c := kmsg.NewFindCoordinatorResponseCoordinator()
 	c.Key, c.NodeID = key, -1
 	switch {
-	case kind != 0:
+	case kind > 1:
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		c.ErrorMessage = kmsg.StringPtr("Strait has no transaction or share coordinators yet")
+		c.ErrorMessage = kmsg.StringPtr("Strait has no share coordinators yet")
+		return c
+	case key == "" && kind == 0:
+		c.ErrorCode = kerr.InvalidGroupID.Code
 		return c
 	case key == "":
-		c.ErrorCode = kerr.InvalidGroupID.Code
+		c.ErrorCode = kerr.InvalidRequest.Code
 		return c
 	}
 	owner, code := p.coordinatorOf(key)
+	if kind == 1 {
+		owner, code = p.txnCoordinatorOf(key)
+	}
 	if p.cfg.Mode == Sidecar {
 		owner, code = routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr}, 0
 	}

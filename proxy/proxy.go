@@ -48,6 +48,7 @@ type Proxy struct {
 	nodes       *wire.Pool
 	store       routing.Store
 	groups      atomic.Pointer[coordinator.Coordinator] // set by StartGroups
+	txns        atomic.Pointer[coordinator.Transactions] // set by StartTransactions
 	logger      *slog.Logger
 	handlers    map[int16]handler
 	staleView   chan struct{} // a node said NOT_LEADER or was unreachable: refresh soon
@@ -117,6 +118,9 @@ func (p *Proxy) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respons
 // through.
 func (p *Proxy) Close() error {
 	close(p.closed)
+	if t := p.txns.Load(); t != nil {
+		t.Close()
+	}
 	if c := p.groups.Load(); c != nil {
 		c.Close()
 	}

@@ -34,6 +34,7 @@ type proxyConfig struct {
 	MaxClusterPartitions int
 	Mode                 string
 	Rack                 string
+	Txn                  txnFlags
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -49,6 +50,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
+	c.Txn.flags(fs, 50)
 }
 
 // modeFlags are a proxy's mode and rack, for `strait proxy` and `strait dev`.
@@ -75,6 +77,9 @@ func (c *proxyConfig) validate() error {
 		return fmt.Errorf("--default-replication-factor must be at least 1 and --leader-imbalance-check-interval positive")
 	}
 	if err := validateUpstream(c.UpstreamConns); err != nil {
+		return err
+	}
+	if err := c.Txn.validate(); err != nil {
 		return err
 	}
 	return c.Limits.validate()
@@ -129,6 +134,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
 		ReplicationFactor: cfg.ReplicationFactor, ImbalanceCheck: cfg.ImbalanceCheck,
 		MaxClusterPartitions: cfg.MaxClusterPartitions, Mode: proxy.Mode(cfg.Mode), Rack: cfg.Rack,
+		Transactions: cfg.Txn.config(),
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		ln.Close()
