@@ -31,7 +31,9 @@ import (
 type markerPart = part[struct{}, kmsg.WriteTxnMarkersResponseMarkerTopicPartition]
 
 // markersAdapter forwards one transaction's markers to the partitions' leaders (engine.go).
-type markersAdapter struct{ marker kmsg.WriteTxnMarkersRequestMarker }
+type markersAdapter struct {
+	marker kmsg.WriteTxnMarkersRequestMarker
+}
 
 func (a markersAdapter) piece() kmsg.Request {
 	req := kmsg.NewPtrWriteTxnMarkersRequest()

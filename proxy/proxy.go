@@ -47,7 +47,7 @@ type Proxy struct {
 	producerIDs *producerIDs
 	nodes       *wire.Pool
 	store       routing.Store
-	groups      atomic.Pointer[coordinator.Coordinator] // set by StartGroups
+	groups      atomic.Pointer[coordinator.Coordinator]  // set by StartGroups
 	txns        atomic.Pointer[coordinator.Transactions] // set by StartTransactions
 	logger      *slog.Logger
 	handlers    map[int16]handler
