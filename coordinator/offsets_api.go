@@ -130,7 +130,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 		if req.Topics == nil {
 			g.Topics = nil
 		}
-		one := c.fetchGroup(ctx, g)
+		one := c.fetchGroup(ctx, g, req.RequireStable)
 		resp.ErrorCode = one.ErrorCode
 		for _, t := range one.Topics {
 			rt := kmsg.NewOffsetFetchResponseTopic()
@@ -145,13 +145,13 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 		return resp
 	}
 	for _, g := range req.Groups {
-		resp.Groups = append(resp.Groups, c.fetchGroup(ctx, g))
+		resp.Groups = append(resp.Groups, c.fetchGroup(ctx, g, req.RequireStable))
 	}
 	return resp
 }
 
 // fetchGroup answers OffsetFetch for one group; nil Topics means every committed offset.
-func (c *Coordinator) fetchGroup(ctx context.Context, req kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
+func (c *Coordinator) fetchGroup(ctx context.Context, req kmsg.OffsetFetchRequestGroup, requireStable bool) kmsg.OffsetFetchResponseGroup {
 	out := kmsg.NewOffsetFetchResponseGroup()
 	out.Group = req.Group
 	s, code := c.shardFor(req.Group)
@@ -160,7 +160,7 @@ func (c *Coordinator) fetchGroup(ctx context.Context, req kmsg.OffsetFetchReques
 		return out
 	}
 	got, err := do(ctx, s, func(reply func(kmsg.OffsetFetchResponseGroup)) {
-		reply(s.fetchOffsets(req))
+		reply(s.fetchOffsets(req, requireStable))
 	})
 	if err != nil {
 		out.ErrorCode = waitErrorCode(err)
@@ -169,7 +169,7 @@ func (c *Coordinator) fetchGroup(ctx context.Context, req kmsg.OffsetFetchReques
 	return got
 }
 
-func (s *shard) fetchOffsets(req kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
+func (s *shard) fetchOffsets(req kmsg.OffsetFetchRequestGroup, requireStable bool) kmsg.OffsetFetchResponseGroup {
 	out := kmsg.NewOffsetFetchResponseGroup()
 	out.Group = req.Group
 	if req.MemberID != nil {
@@ -197,6 +197,9 @@ func (s *shard) fetchOffsets(req kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchR
 			if commit, ok := s.table.Get(req.Group, t.Topic, p); ok {
 				rp.Offset, rp.LeaderEpoch = commit.Offset, commit.LeaderEpoch
 				rp.Metadata = kmsg.StringPtr(commit.Metadata)
+			}
+			if requireStable && s.pendingFor(req.Group, t.Topic, p) {
+				rp.Offset, rp.ErrorCode = -1, kerr.UnstableOffsetCommit.Code
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

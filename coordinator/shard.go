@@ -34,6 +34,11 @@ type shard struct {
 	persisted  []string             // the groups whose records are in persist
 	replies    []pendingReply
 	timer      *time.Timer
+	// Transactions' offsets (txn_offsets.go): pending per producer until its marker, and
+	// the sequence of each producer's next transactional batch here.
+	txnOffsets map[int64][]offsets.Record
+	txnSeqs    map[int64]txnSeq
+	replaying  offsets.BatchInfo // the batch whose records load is replaying
 }
 
 func newShard(c *Coordinator, index int32) *shard {
@@ -47,6 +52,8 @@ func newShard(c *Coordinator, index int32) *shard {
 		consumer:   make(map[string]*consumer.Group),
 		table:      offsets.NewTable(),
 		emptySince: make(map[string]time.Time),
+		txnOffsets: make(map[int64][]offsets.Record),
+		txnSeqs:    make(map[int64]txnSeq),
 	}
 }
 
@@ -149,7 +156,7 @@ func (s *shard) load() bool {
 		cancel()
 		if err == nil {
 			var next int64
-			next, err = offsets.Decode(batches, func(_ int64, r offsets.Record) {
+			next, err = offsets.DecodeBatches(batches, s.replayBatch, func(_ int64, r offsets.Record) {
 				s.replay(r)
 				records++
 			})
@@ -176,6 +183,8 @@ func (s *shard) load() bool {
 // replay applies one stored record.
 func (s *shard) replay(r offsets.Record) {
 	switch {
+	case r.IsOffset && s.replaying.Transactional:
+		s.txnOffsets[s.replaying.ProducerID] = append(s.txnOffsets[s.replaying.ProducerID], r)
 	case r.IsOffset:
 		s.table.Apply(r)
 	case r.IsGroup && r.Metadata == nil:

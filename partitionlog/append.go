@@ -73,9 +73,18 @@ func (l *Log) appendWriterLocked(records []byte, hs []batchHeader, leaderEpoch i
 		return AppendResult{}, l.writer.failed
 	}
 	assignOffsets(hs, end, leaderEpoch)
-	pc := producerCheck{committed: l.writer.producers, staged: producerMap{}}
+	pc := producerCheck{committed: l.writer.producers}
+	pos := int64(0)
 	for _, h := range hs {
-		dup, isDup, err := pc.check(h)
+		var m marker
+		if h.isControl() {
+			var err error
+			if m, err = parseMarker(records[pos:], h); err != nil {
+				return AppendResult{}, err
+			}
+		}
+		pos += h.size()
+		dup, isDup, err := pc.check(h, m)
 		if err != nil {
 			return AppendResult{}, err
 		}
@@ -96,7 +105,7 @@ func (l *Log) appendWriterLocked(records []byte, hs []batchHeader, leaderEpoch i
 	}
 	stampBatches(records, hs, appendTime)
 	last := hs[len(hs)-1].lastOffset()
-	if err := l.writeBatchesWriterLocked(records, hs, last, epochs, cfg, now); err != nil {
+	if err := l.writeBatchesWriterLocked(records, hs, last, epochs, pc.events, cfg, now); err != nil {
 		return AppendResult{}, err
 	}
 	pc.commit()
@@ -132,9 +141,10 @@ func stampBatches(records []byte, hs []batchHeader, appendTime int64) {
 }
 
 // writeBatchesWriterLocked writes stamped batches to the active segment, rolling first if
-// needed, fsyncs if the flush policy says so, then publishes them to readers. Any I/O
-// failure fails the log before anything is published. l.writer is held.
-func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last int64, epochs epochCache, cfg Config, now time.Time) error {
+// needed, fsyncs if the flush policy says so, then publishes them to readers with the
+// transactions they start and end. Any I/O failure fails the log before anything is
+// published. l.writer is held.
+func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last int64, epochs epochCache, txns []txnEvent, cfg Config, now time.Time) error {
 	active, err := l.activeSegment()
 	if err != nil {
 		return err
@@ -163,6 +173,9 @@ func (l *Log) writeBatchesWriterLocked(records []byte, hs []batchHeader, last in
 	active.publishLocked(out)
 	l.mu.end = last + 1
 	l.mu.epochs = epochs
+	if len(txns) > 0 {
+		l.mu.txns.apply(txns, l.highWatermarkLocked())
+	}
 	l.signalChangedLocked()
 	return nil
 }
@@ -180,6 +193,12 @@ func flushDue(cfg Config, unflushed int64, sinceFlush time.Duration) bool {
 func (l *Log) rollWriterLocked(old *segment, cfg Config, now time.Time) (*segment, error) {
 	out, err := old.deactivate(l.dir)
 	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	aborted := abortedIn(l.mu.txns.aborted, old.base, old.w.next)
+	l.mu.Unlock()
+	if err := writeTxnIndex(l.fs, l.dir, old.base, aborted); err != nil {
 		return nil, err
 	}
 	if err := l.checkpointHighWatermark(true); err != nil {

@@ -171,6 +171,9 @@ func splitFollowerBatches(records []byte) ([]batchHeader, error) {
 	return hs, nil
 }
 
+// crcOf computes the CRC-32C of a whole batch b, over attributes..end.
+func crcOf(b []byte) uint32 { return crc32.Checksum(b[offAttributes:], castagnoli) }
+
 // putBaseOffset and putLeaderEpoch rewrite fields outside the CRC, so the batch stays valid.
 func putBaseOffset(b []byte, off int64) { binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(off)) }
 func putLeaderEpoch(b []byte, e int32)  { binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(e)) }

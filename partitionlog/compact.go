@@ -29,11 +29,12 @@ import (
 // Records without a key are kept: Kafka rejects them at produce time on compacted topics
 // (INVALID_RECORD), which the produce path must do; here they are never dropped.
 //
-// Transactions: records of transactional batches are kept unless a later non-transactional
-// record has the same key, and they never supersede anything themselves, because without
-// an aborted-transaction index an aborted write cannot be told from a committed one.
-// Control batches (markers) are kept whole. Kafka drops aborted data and, past the delete
-// horizon, markers of finished transactions; both need the txn index this package lacks.
+// Transactions: a round never reaches past the last stable offset, so every transaction in
+// it is decided. Records of aborted transactions (by the aborted-transaction index) are
+// dropped, as Kafka's cleaner drops them, and supersede nothing; committed transactional
+// records compact like any others. Control batches (markers) are kept whole: unlike Kafka,
+// which removes a finished transaction's marker past the delete horizon once its data is
+// gone, this log keeps them, which costs a 70-byte batch per transaction and partition.
 
 // Sentinel errors of Compact.
 var (
@@ -61,8 +62,9 @@ type CompactConfig struct {
 	// every segment after it, is not cleaned (min.compaction.lag.ms, KIP-58, 0).
 	MinCompactionLag time.Duration
 	// MaxCleanableOffset, when positive, bounds the round: only segments wholly below it
-	// are cleaned. Pass the high watermark (the LSO once transactions exist) as Kafka does,
-	// so nothing a truncation could still remove is rewritten. 0: the active segment only.
+	// are cleaned. Pass the high watermark as Kafka does, so nothing a truncation could
+	// still remove is rewritten. 0: the active segment only. Either way the log stops
+	// before its first unstable offset, so no transaction in the range is undecided.
 	MaxCleanableOffset int64
 }
 
@@ -145,7 +147,7 @@ func (l *Log) compact(now time.Time, cfg CompactConfig, run *cleanerRun) (Compac
 	if err != nil {
 		return stats, err
 	}
-	f := batchFilter{keys: keys, now: now.UnixMilli(), horizon: now.Add(cfg.DeleteRetention).UnixMilli(), retained: p.retained}
+	f := batchFilter{keys: keys, now: now.UnixMilli(), horizon: now.Add(cfg.DeleteRetention).UnixMilli(), retained: p.retained, aborted: p.aborted}
 	outs, removed, err := l.writeCleaned(p, &f)
 	stats.RecordsRemoved = removed
 	if err == nil {
@@ -179,6 +181,7 @@ type compactPlan struct {
 	end        int64      // first offset not cleaned: the base of the segment after segs
 	cfg        Config     // the log's config when planned
 	retained   map[int64]bool
+	aborted    abortedSet
 	dirtyBytes int64 // bytes in segs[firstDirty:]
 	totalBytes int64 // bytes in segs
 }
@@ -209,6 +212,8 @@ func (l *Log) planCompaction(now time.Time, cc CompactConfig) (*compactPlan, err
 	for _, s := range segs {
 		maxTs = append(maxTs, s.maxTimestamp)
 	}
+	unstable := l.mu.txns.firstUnstable(l.highWatermarkLocked())
+	p.aborted = newAbortedSet(l.mu.txns.aborted)
 	l.mu.Unlock()
 	failed := l.writer.failed
 	if !closed {
@@ -240,7 +245,7 @@ func (l *Log) planCompaction(now time.Time, cc CompactConfig) (*compactPlan, err
 	p.firstDirty = -1
 	for i, s := range segs[:len(segs)-1] {
 		next := segs[i+1].base
-		if cc.MaxCleanableOffset > 0 && next > cc.MaxCleanableOffset {
+		if cc.MaxCleanableOffset > 0 && next > cc.MaxCleanableOffset || next > unstable {
 			break
 		}
 		dirty := next > checkpoint

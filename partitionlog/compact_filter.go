@@ -56,10 +56,35 @@ func decodeRecords(b []byte, h batchHeader) ([]keyedRecord, error) {
 	return out, nil
 }
 
-// addBatch records the keys of batch b in m. Control and transactional batches add
-// nothing (see compact.go on transactions).
-func (m keyMap) addBatch(b []byte, h batchHeader) error {
-	if h.isControl() || h.Attributes&attrTransactional != 0 {
+// abortedSet answers whether a transactional batch belongs to an aborted transaction:
+// producer id -> its aborted transactions, ascending.
+type abortedSet map[int64][]AbortedTxn
+
+func newAbortedSet(aborted []AbortedTxn) abortedSet {
+	s := abortedSet{}
+	for _, a := range aborted {
+		s[a.ProducerID] = append(s[a.ProducerID], a)
+	}
+	return s
+}
+
+// holds reports whether h is a transactional data batch of an aborted transaction.
+func (s abortedSet) holds(h batchHeader) bool {
+	if h.Attributes&attrTransactional == 0 || h.isControl() {
+		return false
+	}
+	for _, a := range s[h.ProducerID] {
+		if a.FirstOffset <= h.BaseOffset && h.BaseOffset <= a.LastOffset {
+			return true
+		}
+	}
+	return false
+}
+
+// addBatch records the keys of batch b in m. Control batches and aborted transactions'
+// batches add nothing (see compact.go on transactions).
+func (m keyMap) addBatch(b []byte, h batchHeader, aborted abortedSet) error {
+	if h.isControl() || aborted.holds(h) {
 		return nil
 	}
 	recs, err := decodeRecords(b, h)
@@ -80,6 +105,7 @@ type batchFilter struct {
 	now      int64          // the round's clock, Unix ms
 	horizon  int64          // now + delete retention: the horizon given to newly cleaned tombstones
 	retained map[int64]bool // last offsets of batches producer state keeps
+	aborted  abortedSet     // aborted transactions: their records all go
 }
 
 // filter returns batch b as it should be written (b itself when nothing changes), or nil
@@ -98,6 +124,13 @@ func (f *batchFilter) filter(b []byte, h batchHeader, keepEmpty bool) ([]byte, i
 	recs, err := decodeRecords(b, h)
 	if err != nil {
 		return nil, 0, err
+	}
+	if f.aborted.holds(h) {
+		if !keepEmpty && !(h.ProducerID >= 0 && f.retained[h.lastOffset()]) {
+			return nil, len(recs), nil
+		}
+		out, err := rebuildBatch(h, nil, false, 0)
+		return out, len(recs), err
 	}
 	hasHorizon := h.Attributes&attrDeleteHorizon != 0
 	kept := make([]keyedRecord, 0, len(recs))

@@ -69,7 +69,7 @@ func (l *Log) buildKeyMap(p *compactPlan) (keyMap, error) {
 	keys := keyMap{}
 	for i := p.firstDirty; i < len(p.segs); i++ {
 		err := l.eachSealedBatch(p.segs[i], p.sizes[i], func(b []byte, h batchHeader, _ int64) error {
-			return keys.addBatch(b, h)
+			return keys.addBatch(b, h, p.aborted)
 		})
 		if err != nil {
 			return nil, err
@@ -338,6 +338,14 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	}
 	for _, s := range fresh {
 		s.allowEviction()
+	}
+	// Markers keep their offsets, but segments may merge: each aborted transaction's entry
+	// goes to the file of the segment that now holds its marker.
+	l.mu.Lock()
+	segs, aborted := l.mu.segments, l.mu.txns.aborted
+	l.mu.Unlock()
+	if err := syncTxnIndexes(l.fs, l.dir, segs, aborted); err != nil {
+		return err
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ type keyedSpec struct {
 	producerID int64 // 0: none
 	seq        int32
 	codec      kgo.CompressionCodec // zero: none
+	txn        bool                 // transactional (needs producerID)
 }
 
 // makeKeyedBatch encodes a v2 batch with kmsg, as makeBatch does, with chosen keys.
@@ -55,6 +56,9 @@ func makeKeyedBatch(t testing.TB, spec keyedSpec) []byte {
 	}
 	if spec.producerID != 0 {
 		b.ProducerID, b.ProducerEpoch, b.FirstSequence = spec.producerID, 0, spec.seq
+	}
+	if spec.txn {
+		b.Attributes |= attrTransactional
 	}
 	if spec.codec != (kgo.CompressionCodec{}) {
 		c, err := kgo.DefaultCompressor(spec.codec)

@@ -13,6 +13,7 @@
 //	  00000000000000004213.log        next segment: base offset 4213 ...
 //	  00000000000000004213.index
 //	  00000000000000004213.timeindex
+//	  00000000000000004213.txnindex   aborted transactions whose ABORT markers it holds (txnindex.go)
 //	  leader-epoch-checkpoint         "0\n<count>\n<epoch> <startOffset>\n..."
 //	  log-start-offset                "0\n<offset>\n", written by DeleteRecordsBefore
 //	  high-watermark                  "0\n<offset>\n", SetHighWatermark's value (Kafka keeps it
@@ -53,6 +54,17 @@
 // deletions, and rebuilds producer state from batch headers. A file it cannot read now
 // (EMFILE, EIO) is never taken for a corrupt one: Open fails, and can be retried. Verify
 // checks a partition directory without changing it, for operators (`strait log verify`).
+//
+// # Transactions
+//
+// Transactional batches (KIP-98) are accepted when the produce request names a
+// transactional id; the transaction coordinator's COMMIT and ABORT markers come with
+// AppendOptions.FromCoordinator (MarkerBatch builds them). The log tracks each producer's
+// open transaction, so LastStableOffset, the bound of read_committed fetches, stays below
+// every undecided record, and keeps the aborted transactions (AbortedTransactions) that a
+// read_committed fetch returns with its records, mirrored to Kafka's .txnindex files
+// (txn.go, txnindex.go). Compaction drops aborted records and never passes the first
+// unstable offset.
 //
 // # Flushing, and what a crash can lose
 //

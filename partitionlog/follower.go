@@ -84,10 +84,16 @@ func (l *Log) appendAsFollowerWriterLocked(fetchOffset int64, records []byte, hs
 	case first.BaseOffset > end && fetchOffset < 0:
 		return 0, fmt.Errorf("%w: batch starts at %d, the log ends at %d", ErrOffsetGap, first.BaseOffset, end)
 	}
-	pc := producerCheck{committed: l.writer.producers, staged: producerMap{}}
+	pc := producerCheck{committed: l.writer.producers}
 	newEpoch := false
+	pos := int64(0)
 	for _, h := range hs {
-		pc.replay(h)
+		var m marker
+		if h.isControl() {
+			m, _ = parseMarker(records[pos:], h) // the leader accepted it; an unknown control type ends nothing
+		}
+		pos += h.size()
+		pc.replay(h, m)
 		var added bool
 		epochs, added = epochs.assign(h.LeaderEpoch, h.BaseOffset)
 		newEpoch = newEpoch || added
@@ -98,7 +104,7 @@ func (l *Log) appendAsFollowerWriterLocked(fetchOffset int64, records []byte, hs
 		}
 	}
 	last := hs[len(hs)-1].lastOffset()
-	if err := l.writeBatchesWriterLocked(records, hs, last, epochs, l.config(), l.now()); err != nil {
+	if err := l.writeBatchesWriterLocked(records, hs, last, epochs, pc.events, l.config(), l.now()); err != nil {
 		return 0, err
 	}
 	pc.commit()

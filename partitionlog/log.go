@@ -215,6 +215,7 @@ type Log struct {
 		end      int64      // log end offset: the next offset to assign
 		epochs   epochCache
 		hw       int64         // high watermark as set, <= end; HighWatermark raises it to start
+		txns     txnState      // ongoing and aborted transactions (txn.go)
 		changed  chan struct{} // closed and replaced when the log changes
 		closed   bool
 	}
@@ -369,10 +370,11 @@ func (l *Log) Close() error {
 	l.mu.closed = true
 	close(l.mu.changed)
 	segs := l.mu.segments
+	active := segs[len(segs)-1]
+	aborted := abortedIn(l.mu.txns.aborted, active.base, 1<<63-1)
 	l.mu.Unlock()
 
-	active := segs[len(segs)-1]
-	errs := []error{hwErr, active.writeIndexFiles(l.dir, active.index, active.times), active.sync()}
+	errs := []error{hwErr, active.writeIndexFiles(l.dir, active.index, active.times), writeTxnIndex(l.fs, l.dir, active.base, aborted), active.sync()}
 	for _, s := range segs {
 		errs = append(errs, s.close())
 	}

@@ -17,6 +17,23 @@ type batchMeta struct {
 type producerEntry struct {
 	epoch   int16
 	batches []batchMeta // oldest first, at most batchesToRetain
+	// txnOngoing: a transaction of this producer is open in the partition since txnFirst.
+	txnOngoing       bool
+	txnFirst         int64
+	coordinatorEpoch int32 // of the last marker; -1 before any
+	lastTimestamp    int64 // maxTimestamp of its last batch, ms; for producer expiry
+}
+
+// newEntry is a producer's state when epoch starts: no batches, no transaction.
+func newEntry(epoch int16) producerEntry {
+	return producerEntry{epoch: epoch, coordinatorEpoch: -1, lastTimestamp: -1}
+}
+
+// reset starts epoch over: the batches go, a transaction in progress and the last marker's
+// coordinator epoch stay (its marker will still come, at this epoch or a later one).
+func (e producerEntry) reset(epoch int16) producerEntry {
+	e.epoch, e.batches = epoch, nil
+	return e
 }
 
 func (e producerEntry) with(h batchHeader) producerEntry {
@@ -30,6 +47,7 @@ func (e producerEntry) with(h batchHeader) producerEntry {
 		firstSeq: h.BaseSequence, lastSeq: h.lastSequence(),
 		baseOffset: h.BaseOffset, lastOffset: h.lastOffset(),
 	})
+	e.lastTimestamp = h.MaxTimestamp
 	return e
 }
 
@@ -52,6 +70,16 @@ type producerMap map[int64]producerEntry
 type producerCheck struct {
 	committed producerMap
 	staged    producerMap
+	events    []txnEvent // transactions the append starts and ends, in order
+}
+
+// stage records e as pid's state after the append, making the map on first use: most
+// appends are of producers without ids and stage nothing.
+func (c *producerCheck) stage(pid int64, e producerEntry) {
+	if c.staged == nil {
+		c.staged = producerMap{}
+	}
+	c.staged[pid] = e
 }
 
 func (c *producerCheck) get(pid int64) (producerEntry, bool) {
@@ -62,9 +90,12 @@ func (c *producerCheck) get(pid int64) (producerEntry, bool) {
 	return e, ok
 }
 
-// check applies Kafka's idempotence rules to h, which already carries its assigned offsets.
-// It returns the retained batch h repeats, if it is a retry.
-func (c *producerCheck) check(h batchHeader) (dup batchMeta, isDup bool, err error) {
+// check applies Kafka's idempotence rules to h, which already carries its assigned offsets,
+// and its transaction rules: a transactional batch starts the producer's transaction if
+// none is open, a marker (m, for a control batch) ends it, and a plain batch while one is
+// open is refused (ErrInvalidTxnState), as Kafka refuses it. It returns the retained batch
+// h repeats, if it is a retry.
+func (c *producerCheck) check(h batchHeader, m marker) (dup batchMeta, isDup bool, err error) {
 	if h.ProducerID < 0 {
 		return batchMeta{}, false, nil
 	}
@@ -73,17 +104,19 @@ func (c *producerCheck) check(h batchHeader) (dup batchMeta, isDup bool, err err
 	case known && h.ProducerEpoch < e.epoch:
 		return batchMeta{}, false, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.epoch)
 	case h.isControl():
-		// Transaction markers carry no sequence; they only move the epoch forward.
-		if !known || h.ProducerEpoch > e.epoch {
-			e = producerEntry{epoch: h.ProducerEpoch}
+		if known && m.coordinatorEpoch < e.coordinatorEpoch {
+			return batchMeta{}, false, fmt.Errorf("%w: marker of producer %d from coordinator epoch %d, after one from %d", ErrInvalidTxnState, h.ProducerID, m.coordinatorEpoch, e.coordinatorEpoch)
 		}
-		c.staged[h.ProducerID] = e
+		c.stage(h.ProducerID, c.endTxn(e, known, h, m))
 		return batchMeta{}, false, nil
 	case !known || h.ProducerEpoch > e.epoch:
 		if h.BaseSequence != 0 {
 			return batchMeta{}, false, fmt.Errorf("%w: producer %d epoch %d must start at sequence 0, got %d", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 		}
-		e = producerEntry{epoch: h.ProducerEpoch}
+		if !known {
+			e = newEntry(h.ProducerEpoch)
+		}
+		e = e.reset(h.ProducerEpoch)
 	default:
 		if d, ok := e.duplicateOf(h); ok {
 			return d, true, nil
@@ -92,8 +125,42 @@ func (c *producerCheck) check(h batchHeader) (dup batchMeta, isDup bool, err err
 			return batchMeta{}, false, err
 		}
 	}
-	c.staged[h.ProducerID] = e.with(h)
+	transactional := h.Attributes&attrTransactional != 0
+	if e.txnOngoing && !transactional {
+		return batchMeta{}, false, fmt.Errorf("%w: producer %d wrote a non-transactional batch while its transaction from offset %d is open", ErrInvalidTxnState, h.ProducerID, e.txnFirst)
+	}
+	c.stage(h.ProducerID, c.startTxn(e.with(h), h))
 	return batchMeta{}, false, nil
+}
+
+// startTxn opens e's transaction at h if h is transactional and none is open.
+func (c *producerCheck) startTxn(e producerEntry, h batchHeader) producerEntry {
+	if h.Attributes&attrTransactional != 0 && !e.txnOngoing {
+		e.txnOngoing, e.txnFirst = true, h.BaseOffset
+		c.events = append(c.events, txnEvent{pid: h.ProducerID, first: h.BaseOffset})
+	}
+	return e
+}
+
+// endTxn applies marker m at h to e: the transaction open, if any, ends there; a newer
+// epoch starts afresh (KIP-890 markers carry the bumped epoch).
+func (c *producerCheck) endTxn(e producerEntry, known bool, h batchHeader, m marker) producerEntry {
+	if !known {
+		e = newEntry(h.ProducerEpoch)
+	}
+	if h.ProducerEpoch > e.epoch {
+		e = e.reset(h.ProducerEpoch)
+	}
+	if !m.known {
+		return e
+	}
+	if e.txnOngoing {
+		c.events = append(c.events, txnEvent{pid: h.ProducerID, first: e.txnFirst, last: h.BaseOffset, end: true, aborted: !m.commit})
+	}
+	e.txnOngoing, e.txnFirst = false, 0
+	e.coordinatorEpoch = m.coordinatorEpoch
+	e.lastTimestamp = h.MaxTimestamp
+	return e
 }
 
 func checkNextSequence(h batchHeader, e producerEntry) error {
@@ -117,33 +184,23 @@ func (c *producerCheck) commit() {
 	}
 }
 
-// replay rebuilds producer state from a stored batch header, trusting what the log holds.
-func (m producerMap) replay(h batchHeader) {
+// replay stages what a stored batch (its header, and its marker if a control batch) does
+// to producer state, trusting what the log holds: no sequence or epoch checks. For
+// AppendAsFollower (the leader checked) and for rebuilding state from the log.
+func (c *producerCheck) replay(h batchHeader, m marker) {
 	if h.ProducerID < 0 {
 		return
 	}
-	e, ok := m[h.ProducerID]
-	m[h.ProducerID] = e.replayed(h, ok)
-}
-
-// replay stages what a batch copied from the leader does to producer state: the leader
-// checked its sequence, so it is recorded as the log holds it, without checks (AppendAsFollower).
-func (c *producerCheck) replay(h batchHeader) {
-	if h.ProducerID < 0 {
+	e, known := c.get(h.ProducerID)
+	if h.isControl() {
+		c.stage(h.ProducerID, c.endTxn(e, known, h, m))
 		return
 	}
-	e, ok := c.get(h.ProducerID)
-	c.staged[h.ProducerID] = e.replayed(h, ok)
-}
-
-// replayed is e after the stored batch h; known says whether e existed. A newer producer
-// epoch starts afresh; a control batch (transaction marker) only moves the epoch.
-func (e producerEntry) replayed(h batchHeader, known bool) producerEntry {
-	if !known || h.ProducerEpoch > e.epoch {
-		e = producerEntry{epoch: h.ProducerEpoch}
+	if !known {
+		e = newEntry(h.ProducerEpoch)
 	}
-	if !h.isControl() {
-		e = e.with(h)
+	if h.ProducerEpoch > e.epoch {
+		e = e.reset(h.ProducerEpoch)
 	}
-	return e
+	c.stage(h.ProducerID, c.startTxn(e.with(h), h))
 }

@@ -11,6 +11,9 @@ type ReadResult struct {
 	Records        []byte // whole batches, in order
 	LogStartOffset int64
 	LogEndOffset   int64
+	// NextOffset is the offset after the last batch returned (the offset read from when
+	// none was): the upper bound of AbortedTransactions for a read_committed fetch.
+	NextOffset int64
 }
 
 // Read returns whole batches starting with the one that contains offset, stopping before any
@@ -33,7 +36,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int32) (ReadResult, error) 
 		return ReadResult{}, fmt.Errorf("partition %s: read at %d: %w", l.dir, offset, err)
 	}
 	defer releaseAll(v.segs)
-	res := ReadResult{LogStartOffset: v.start, LogEndOffset: v.end}
+	res := ReadResult{LogStartOffset: v.start, LogEndOffset: v.end, NextOffset: offset}
 	maxOffset = min(maxOffset, v.end)
 	if offset >= maxOffset {
 		return res, nil
@@ -42,6 +45,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int32) (ReadResult, error) 
 	if err != nil {
 		return ReadResult{}, fmt.Errorf("partition %s: read at %d: %w", l.dir, offset, err)
 	}
+	res.NextOffset = max(offset, nextOffsetAfter(res.Records))
 	return res, nil
 }
 
@@ -188,6 +192,20 @@ func (s *segment) readFirstWhole(pos, size, maxOffset int64) ([]byte, bool, erro
 		return nil, true, err
 	}
 	return buf, true, nil
+}
+
+// nextOffsetAfter returns the offset after the last of the whole batches in b, 0 if none.
+func nextOffsetAfter(b []byte) int64 {
+	next := int64(0)
+	for len(b) >= headerSize {
+		size := logOverhead + int64(int32(binary.BigEndian.Uint32(b[offBatchLength:])))
+		if size < headerSize || size > int64(len(b)) {
+			break
+		}
+		next = int64(binary.BigEndian.Uint64(b[offBaseOffset:])) + int64(int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:]))) + 1
+		b = b[size:]
+	}
+	return next
 }
 
 func appendOrAdopt(out, b []byte) []byte {

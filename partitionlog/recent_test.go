@@ -64,7 +64,7 @@ func planSpans(t *testing.T, l *Log, offset, maxOffset, maxBytes int64, fromHead
 	if fromHeaders {
 		v.recents = make([][]batchSpan, len(v.segs))
 	}
-	spans, err := v.plan(offset, maxOffset, maxBytes)
+	spans, _, err := v.plan(offset, maxOffset, maxBytes)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,11 +58,16 @@ func Open(dir string, cfg Config, hooks Hooks, logger *slog.Logger) (*Log, error
 	if err != nil {
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
+	// The high watermark first: it tells which completed transactions still hold the LSO.
+	if err := l.loadHighWatermark(); err != nil {
+		l.closeSegments()
+		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
+	}
 	if err := l.recoverState(progress); err != nil {
 		l.closeSegments()
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
-	if err := l.loadHighWatermark(); err != nil {
+	if err := syncTxnIndexes(l.fs, dir, l.mu.segments, l.mu.txns.aborted); err != nil {
 		l.closeSegments()
 		return nil, fmt.Errorf("partition %s: open: %w", dir, err)
 	}
@@ -232,6 +237,9 @@ func (l *Log) listSegments() ([]int64, error) {
 		if !isIndex {
 			stem, isIndex = strings.CutSuffix(name, timeIndexSuffix)
 		}
+		if !isIndex {
+			stem, isIndex = strings.CutSuffix(name, txnIndexSuffix)
+		}
 		if strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, deletedSuffix) || (isIndex && !logs[stem]) {
 			l.logger.Warn("removing leftover file", "file", name)
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
@@ -393,10 +401,10 @@ func (l *Log) recoverState(progress *recoverProgress) error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
 	l.mu.Lock()
-	segs, start, end := l.mu.segments, l.mu.start, l.mu.end
+	segs, start, end, hw := l.mu.segments, l.mu.start, l.mu.end, l.highWatermarkLocked()
 	l.mu.Unlock()
 
-	producers, fromLog, err := replayHeaders(segs, progress)
+	producers, fromLog, txns, err := replayHeaders(segs, hw, progress)
 	if err != nil {
 		return err
 	}
@@ -420,21 +428,30 @@ func (l *Log) recoverState(progress *recoverProgress) error {
 		}
 	}
 	l.writer.producers = producers
+	txns.dropBelow(start)
 	l.mu.Lock()
 	l.mu.epochs = epochs
+	l.mu.txns = txns
 	l.mu.Unlock()
 	return nil
 }
 
-// replayHeaders reads every batch header in segs, returning the producer state and the
-// leader epochs they imply.
-func replayHeaders(segs []*segment, progress *recoverProgress) (producerMap, epochCache, error) {
+// replayHeaders reads every batch header in segs (and the marker of every control batch),
+// returning the producer state, the leader epochs and the transactions they imply; hw says
+// which completed transactions are replicated.
+func replayHeaders(segs []*segment, hw int64, progress *recoverProgress) (producerMap, epochCache, txnState, error) {
 	producers := producerMap{}
+	pc := producerCheck{committed: producers, staged: producers}
+	var txns txnState
 	var epochs epochCache
 	for _, s := range segs {
 		size := s.size.Load()
-		scanned, err := s.scanHeaders(size, func(h batchHeader, _ int64) {
-			producers.replay(h)
+		scanned, err := s.scanBatches(size, func(h batchHeader, m marker) {
+			pc.replay(h, m)
+			if len(pc.events) > 0 {
+				txns.apply(pc.events, hw)
+				pc.events = pc.events[:0]
+			}
 			epochs, _ = epochs.assign(h.LeaderEpoch, h.BaseOffset)
 			progress.add(h.size())
 		})
@@ -442,10 +459,27 @@ func replayHeaders(segs []*segment, progress *recoverProgress) (producerMap, epo
 		// Only the last segment was validated at Open; a bad header in an earlier one was
 		// logged by rebuildIndexes, and what precedes it still counts.
 		if err != nil && s == segs[len(segs)-1] {
-			return nil, nil, err
+			return nil, nil, txnState{}, err
 		}
 	}
-	return producers, epochs, nil
+	return producers, epochs, txns, nil
+}
+
+// scanBatches is scanHeaders that also reads the marker of each control batch (the zero
+// marker when it cannot be read as one).
+func (s *segment) scanBatches(size int64, fn func(h batchHeader, m marker)) (int64, error) {
+	f, err := s.pin()
+	if err != nil {
+		return 0, err
+	}
+	defer s.unpin()
+	return scanHeadersAt(f, s.base, size, func(h batchHeader, pos int64) {
+		var m marker
+		if h.isControl() {
+			m, _ = readMarkerAt(f, h, pos)
+		}
+		fn(h, m)
+	})
 }
 
 func (l *Log) closeSegments() {

@@ -185,6 +185,7 @@ func (l *Log) deleteRecordsWriterLocked(offset int64) (int64, error) {
 	l.mu.Lock()
 	l.mu.start = offset
 	l.mu.epochs, _ = l.mu.epochs.truncateFromStart(offset)
+	l.mu.txns.dropBelow(offset)
 	l.mu.Unlock()
 	n := 0
 	for n < len(segs)-1 && segs[n+1].base <= offset {
@@ -249,12 +250,13 @@ func (l *Log) publishSegmentsLocked(old, repl []*segment, start int64) error {
 	l.mu.segments = next
 	l.mu.start = max(l.mu.start, start, next[0].base)
 	l.mu.epochs, _ = l.mu.epochs.truncateFromStart(l.mu.start)
+	l.mu.txns.dropBelow(l.mu.start)
 	return nil
 }
 
 // renameFiles renames the segment's three files to name+suffix; missing ones are skipped.
 func (s *segment) renameFiles(dir, suffix string) error {
-	for _, ext := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, ext := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		p := segmentPath(dir, s.base, ext)
 		if err := s.fs.Rename(p, p+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -266,7 +268,7 @@ func (s *segment) renameFiles(dir, suffix string) error {
 // removeFiles removes the segment's three files named name+suffix.
 func (s *segment) removeFiles(dir, suffix string) error {
 	var errs []error
-	for _, ext := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, ext := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := s.fs.Remove(segmentPath(dir, s.base, ext) + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -73,11 +73,12 @@ func (l *Log) planRead(offset, maxOffset, maxBytes int64) ([]span, ReadResult, e
 	if err != nil {
 		return nil, ReadResult{}, err
 	}
-	meta := ReadResult{LogStartOffset: v.start, LogEndOffset: v.end}
+	meta := ReadResult{LogStartOffset: v.start, LogEndOffset: v.end, NextOffset: offset}
 	maxOffset = min(maxOffset, v.end)
 	var spans []span
 	if offset < maxOffset {
-		spans, err = v.plan(offset, maxOffset, maxBytes)
+		spans, meta.NextOffset, err = v.plan(offset, maxOffset, maxBytes)
+		meta.NextOffset = max(meta.NextOffset, offset)
 	}
 	used := map[*segment]bool{}
 	for _, sp := range spans {
@@ -94,66 +95,70 @@ func (l *Log) planRead(offset, maxOffset, maxBytes int64) ([]span, ReadResult, e
 	return spans, meta, nil
 }
 
-// plan walks the view's segments as view.read does, collecting spans instead of bytes.
-func (v view) plan(offset, maxOffset, maxBytes int64) ([]span, error) {
+// plan walks the view's segments as view.read does, collecting spans instead of bytes,
+// and returns the offset after the last batch they hold.
+func (v view) plan(offset, maxOffset, maxBytes int64) ([]span, int64, error) {
 	var spans []span
-	var taken int64
+	var taken, next int64
 	for i, s := range v.segs {
 		size := s.size.Load()
 		var pos int64
 		if i == 0 {
 			var err error
 			if pos, err = s.seek(v.index, v.recents[0], offset, size); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
-		end, done, err := s.planBatches(v.indexes[i], v.recents[i], pos, size, maxOffset, maxBytes-taken, taken == 0)
+		end, last, done, err := s.planBatches(v.indexes[i], v.recents[i], pos, size, maxOffset, maxBytes-taken, taken == 0)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if end > pos {
 			spans = append(spans, span{s: s, pos: pos, n: end - pos})
 			taken += end - pos
+			next = last + 1
 		}
 		if done {
 			break
 		}
 	}
-	return spans, nil
+	return spans, next, nil
 }
 
 // planBatches returns where the run of whole batches from pos ends: batches with base
 // offsets below maxOffset, within budget bytes, except that when first the first batch is
 // taken whole whatever its size (KIP-74). It jumps ahead by the sparse index (an entry marks
 // a batch start) and reads headers only from there. done reports that a limit, not the
-// segment end, stopped it.
-func (s *segment) planBatches(index []indexEntry, recent []batchSpan, pos, size, maxOffset, budget int64, first bool) (end int64, done bool, err error) {
+// segment end, stopped it; last is the last offset of the run's last batch (one less than
+// the base of the batch after it, when the index jumped there).
+func (s *segment) planBatches(index []indexEntry, recent []batchSpan, pos, size, maxOffset, budget int64, first bool) (end, last int64, done bool, err error) {
 	end = pos
 	i := sort.Search(len(index), func(i int) bool {
 		return int64(index[i].position) > pos+budget || s.base+int64(index[i].relOffset) >= maxOffset
 	})
 	if i > 0 && int64(index[i-1].position) > pos {
 		end = int64(index[i-1].position)
+		last = s.base + int64(index[i-1].relOffset) - 1
 	}
 	for end < size {
 		b, ok := spanAt(recent, end)
 		if !ok {
 			h, err := s.readHeader(end, size)
 			if err != nil {
-				return end, true, err
+				return end, last, true, err
 			}
 			b = batchSpan{base: h.BaseOffset, last: h.lastOffset(), pos: end, end: end + h.size()}
 		}
 		if b.base >= maxOffset {
-			return end, true, nil
+			return end, last, true, nil
 		}
 		if b.end-pos > budget {
 			if first && end == pos {
-				return b.end, true, nil
+				return b.end, b.last, true, nil
 			}
-			return end, true, nil
+			return end, last, true, nil
 		}
-		end = b.end
+		end, last = b.end, b.last
 	}
-	return end, false, nil
+	return end, last, false, nil
 }

@@ -257,7 +257,7 @@ func (s *segment) close() error {
 func (s *segment) remove(dir string) error {
 	_, err := s.retire(true)
 	errs := []error{err}
-	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := s.fs.Remove(segmentPath(dir, s.base, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -17,7 +17,9 @@ type batchSpec struct {
 	producerID int64 // 0 means none (-1 on the wire); use pid() for a real id
 	epoch      int16
 	seq        int32
-	control    bool
+	control    bool // a COMMIT marker (abort for an ABORT one)
+	abort      bool
+	txn        bool // a transactional batch
 }
 
 // makeBatch encodes a v2 batch the way a producer would, using kmsg for the encoding and
@@ -34,6 +36,16 @@ func makeBatch(t testing.TB, spec batchSpec) []byte {
 	for i := range spec.records {
 		recs = appendRecord(recs, int32(i), int64(i), bytes.Repeat([]byte{byte('a' + i%26)}, spec.valueSize))
 	}
+	if spec.control || spec.abort {
+		spec.records = 1
+		typ := byte(markerCommit)
+		if spec.abort {
+			typ = markerAbort
+		}
+		r := kmsg.Record{Key: []byte{0, 0, 0, typ}, Value: []byte{0, 0, 0, 0, 0, 0}}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(nil)
+	}
 	b := kmsg.RecordBatch{
 		PartitionLeaderEpoch: -1,
 		Magic:                2,
@@ -49,8 +61,12 @@ func makeBatch(t testing.TB, spec batchSpec) []byte {
 	if spec.producerID != 0 {
 		b.ProducerID, b.ProducerEpoch, b.FirstSequence = spec.producerID, spec.epoch, spec.seq
 	}
-	if spec.control {
+	if spec.control || spec.abort {
 		b.Attributes |= attrControl | attrTransactional
+		b.FirstSequence = -1
+	}
+	if spec.txn {
+		b.Attributes |= attrTransactional
 	}
 	b.Length = int32(len(b.AppendTo(nil)) - logOverhead)
 	out := b.AppendTo(nil)
@@ -129,8 +145,4 @@ func appendN(t testing.TB, l *Log, n, recs int) [][]byte {
 		out = append(out, b)
 	}
 	return out
-}
-
-func crcOf(b []byte) uint32 {
-	return crc32.Checksum(b[offAttributes:], crc32.MakeTable(crc32.Castagnoli))
 }

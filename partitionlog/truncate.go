@@ -51,14 +51,20 @@ func (l *Log) truncateFilesLocked(offset int64) error {
 	}
 	newEnd := keep[len(keep)-1].w.next
 	epochs, _ = epochs.truncateFromEnd(newEnd)
-	producers, _, err := replayHeaders(keep, nil)
+	l.mu.Lock()
+	hw := min(l.highWatermarkLocked(), newEnd)
+	l.mu.Unlock()
+	producers, _, txns, err := replayHeaders(keep, hw, nil)
 	err = errors.Join(err, writeEpochCheckpoint(l.fs, l.dir, epochs))
 	l.writer.producers = producers
+	txns.dropBelow(start)
 	l.mu.Lock()
-	l.mu.segments, l.mu.end, l.mu.epochs = keep, newEnd, epochs
+	l.mu.segments, l.mu.end, l.mu.epochs, l.mu.txns = keep, newEnd, epochs, txns
 	l.lowerHighWatermarkLocked(newEnd)
 	l.signalChangedLocked()
 	l.mu.Unlock()
+	last := keep[len(keep)-1]
+	err = errors.Join(err, writeTxnIndex(l.fs, l.dir, last.base, abortedIn(txns.aborted, last.base, newEnd)))
 	return errors.Join(err, l.checkpointHighWatermark(true))
 }
 

@@ -15,8 +15,9 @@ import (
 // topic). So every record is read, decompressing as needed, before anything is written:
 //
 //   - the batch: magic 2, a record count above zero that matches lastOffsetDelta + 1, no
-//     control batch (markers are the broker's), no transactional batch unless the request
-//     names a transactional id, a base sequence for an idempotent producer, a codec of 0 to 4;
+//     control batch (markers are the coordinator's, and must be end-transaction markers:
+//     txn.go), no transactional batch unless the request names a transactional id, a base
+//     sequence for an idempotent producer, a codec of 0 to 4;
 //   - each record: varint lengths that are minimal enough to fit (5 bytes for 32-bit
 //     fields) and stay inside the record, offset deltas 0, 1, 2 ..., key, value and header
 //     lengths of -1 (null; never for a header key) or more, and the record's declared length

@@ -263,7 +263,7 @@ func TestValidateAllowsWhatKafkaAllows(t *testing.T) {
 		{"transactional batch with a transactional id", AppendOptions{TransactionalID: "tx"}, rawBatch(encodeRecords(recs), attrTransactional, 4, func(b *kmsg.RecordBatch) {
 			b.ProducerID, b.ProducerEpoch, b.FirstSequence = 4, 0, 0
 		})},
-		{"a marker from a coordinator", AppendOptions{FromCoordinator: true}, rawBatch(encodeRecords(recs[:1]), attrControl|attrTransactional, 1, func(b *kmsg.RecordBatch) {
+		{"a marker from a coordinator", AppendOptions{FromCoordinator: true}, rawBatch(encodeRecords([]kmsg.Record{{Key: []byte{0, 0, 0, 1}, Value: []byte{0, 0, 0, 0, 0, 0}}}), attrControl|attrTransactional, 1, func(b *kmsg.RecordBatch) {
 			b.ProducerID, b.ProducerEpoch = 4, 0
 		})},
 		{"negative timestamps", AppendOptions{}, rawBatch(encodeRecords(recs), 0, 4, func(b *kmsg.RecordBatch) { b.FirstTimestamp, b.MaxTimestamp = -1, -1 })},

@@ -11,8 +11,11 @@ package proxy
 // id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). The coordinator is named by its address
 // on the listener the client connected on.
 //
-// Differences from Kafka: transaction and share coordinators do not exist yet;
-// asking for one gets COORDINATOR_NOT_AVAILABLE with a message that says so.
+// A transactional id's coordinator (key type 1) is the proxy holding the lease of its
+// __transaction_state partition, found the same way (transactions.go).
+//
+// Differences from Kafka: share coordinators do not exist yet; asking for one gets
+// COORDINATOR_NOT_AVAILABLE with a message that says so.
 
 import (
 	"context"
@@ -52,15 +55,21 @@ func (p *Proxy) findOne(ctx context.Context, kind int8, key string) kmsg.FindCoo
 	case kind == 1 && !p.allowed(ctx, acl.Describe, acl.TransactionalID, key):
 		c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		return c
-	case kind != 0:
+	case kind > 1:
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		c.ErrorMessage = kmsg.StringPtr("Strait has no transaction or share coordinators yet")
+		c.ErrorMessage = kmsg.StringPtr("Strait has no share coordinators yet")
+		return c
+	case key == "" && kind == 0:
+		c.ErrorCode = kerr.InvalidGroupID.Code
 		return c
 	case key == "":
-		c.ErrorCode = kerr.InvalidGroupID.Code
+		c.ErrorCode = kerr.InvalidRequest.Code
 		return c
 	}
 	owner, code := p.coordinatorOf(key)
+	if kind == 1 {
+		owner, code = p.txnCoordinatorOf(key)
+	}
 	if p.cfg.Mode == Sidecar {
 		owner, code = p.self(), 0
 	}

@@ -11,8 +11,9 @@ package proxy
 // WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED; a transactional
 // one WRITE on its transactional id.
 //
-// Differences from Kafka: transactions are not supported yet; a transactional id gets
-// INVALID_REQUEST and a log line that says so.
+// A transactional id goes to its transaction coordinator (transactions.go), here or on
+// the proxy holding the id's __transaction_state lease: it bumps the id's epoch, fencing
+// earlier producers, and aborts a transaction they left open (KIP-98, KIP-360).
 
 import (
 	"context"
@@ -22,11 +23,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/coordinator"
 	"github.com/strait-io/strait/internal/acl"
+	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/routing"
 )
 
-func (p *Proxy) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
+func (p *Proxy) initProducerID(ctx context.Context, wr *wire.Request, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil && !p.allowed(ctx, acl.Write, acl.TransactionalID, *req.TransactionalID) {
@@ -38,9 +41,7 @@ func (p *Proxy) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequ
 		return resp, nil
 	}
 	if req.TransactionalID != nil {
-		p.logger.WarnContext(ctx, "refusing a transactional producer: Strait does not support transactions yet", "transactional_id", *req.TransactionalID)
-		resp.ErrorCode = kerr.InvalidRequest.Code
-		return resp, nil
+		return p.initTransactionalProducer(ctx, wr, req)
 	}
 	id, err := p.producerIDs.next(ctx)
 	if err != nil {
@@ -50,6 +51,30 @@ func (p *Proxy) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequ
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp, nil
+}
+
+func (p *Proxy) initTransactionalProducer(ctx context.Context, wr *wire.Request, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
+	answer := func(code int16, pid int64, epoch int16) *kmsg.InitProducerIDResponse {
+		resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+		resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch = code, pid, epoch
+		if req.Version < 4 && code == kerr.ProducerFenced.Code {
+			resp.ErrorCode = kerr.InvalidProducerEpoch.Code // PRODUCER_FENCED is v4+
+		}
+		return resp
+	}
+	pid, epoch := int64(-1), int16(-1)
+	if req.Version >= 3 {
+		pid, epoch = req.ProducerID, req.ProducerEpoch
+	}
+	return p.serveTxn(ctx, wr, oneTxn{
+		req: req, id: *req.TransactionalID,
+		local: func(ctx context.Context, t *coordinator.Transactions) kmsg.Response {
+			r := t.InitProducerID(ctx, *req.TransactionalID, req.TransactionTimeoutMillis, pid, epoch)
+			return answer(r.Code, r.ProducerID, r.Epoch)
+		},
+		codeOf: func(r kmsg.Response) int16 { return r.(*kmsg.InitProducerIDResponse).ErrorCode },
+		failed: func(code int16) kmsg.Response { return answer(code, -1, -1) },
+	})
 }
 
 // producerIDBlockSize is how many ids one Store round trip reserves.

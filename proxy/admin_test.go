@@ -138,11 +138,11 @@ func TestCreateTopics(t *testing.T) {
 // limit (KIP-578's max.partitions) is refused with POLICY_VIOLATION and a message
 // naming the setting, and one that fits is created.
 func TestCreateTopicsPastTheLimit(t *testing.T) {
-	c := startCluster(t, withMaxClusterPartitions(5)) // __consumer_offsets holds 1
+	c := startCluster(t, withMaxClusterPartitions(6)) // __consumer_offsets and __transaction_state hold 1 each
 	cl := dial(t, c.proxyAddr)
 	st := createTopics(t, cl, false, newCreateTopic("too-wide", 5, -1)).Topics[0]
 	if st.ErrorCode != kerr.PolicyViolation.Code || st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "--max-cluster-partitions") {
-		t.Fatalf("5 partitions past a limit of 5 with 1 held: error %d (%v), want POLICY_VIOLATION naming --max-cluster-partitions", st.ErrorCode, st.ErrorMessage)
+		t.Fatalf("5 partitions past a limit of 6 with 2 held: error %d (%v), want POLICY_VIOLATION naming --max-cluster-partitions", st.ErrorCode, st.ErrorMessage)
 	}
 	if st := createTopics(t, cl, false, newCreateTopic("fits", 4, -1)).Topics[0]; st.ErrorCode != 0 {
 		t.Fatalf("4 partitions within the limit: error %d", st.ErrorCode)
@@ -400,7 +400,7 @@ func TestMetadata(t *testing.T) {
 		}
 	})
 	// Every version decodes, lists all topics for a null (v0: empty) topic list, marks
-	// __consumer_offsets internal (v1+), and
+	// __consumer_offsets and __transaction_state internal (v1+), and
 	// names the proxy as the only broker and every partition's leader.
 	for v := int16(0); v <= 13; v++ {
 		req := kmsg.NewPtrMetadataRequest()
@@ -408,9 +408,9 @@ func TestMetadata(t *testing.T) {
 		resp := do[*kmsg.MetadataResponse](t, cl, req)
 		var names []string
 		for _, mt := range resp.Topics {
-			if mt.Topic != nil && *mt.Topic == "__consumer_offsets" {
+			if mt.Topic != nil && (*mt.Topic == "__consumer_offsets" || *mt.Topic == "__transaction_state") {
 				if v >= 1 && !mt.IsInternal {
-					t.Errorf("v%d: __consumer_offsets not marked internal", v)
+					t.Errorf("v%d: %s not marked internal", v, *mt.Topic)
 				}
 				continue
 			}

@@ -316,15 +316,26 @@ func TestIdempotentProduce(t *testing.T) {
 	}
 }
 
-// TestInitProducerIDTransactional: transactions are not supported yet, so a
-// transactional id is refused rather than half-served.
+// TestInitProducerIDTransactional: a transactional id gets a producer id at epoch 0 from
+// its coordinator, and the next InitProducerId bumps the epoch, fencing the first (KIP-98).
 func TestInitProducerIDTransactional(t *testing.T) {
 	c := startCluster(t)
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.Version = 4
 	req.TransactionalID = kmsg.StringPtr("tx")
-	resp := do[*kmsg.InitProducerIDResponse](t, dial(t, c.proxyAddr), req)
-	if resp.ErrorCode == 0 || resp.ProducerID != -1 {
-		t.Errorf("transactional InitProducerId: error %d, id %d; want refused", resp.ErrorCode, resp.ProducerID)
+	req.TransactionTimeoutMillis = 60_000
+	var resp *kmsg.InitProducerIDResponse
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp = do[*kmsg.InitProducerIDResponse](t, dial(t, c.proxyAddr), req)
+		if resp.ErrorCode != kerr.CoordinatorLoadInProgress.Code || time.Now().After(deadline) {
+			break
+		}
+	}
+	if resp.ErrorCode != 0 || resp.ProducerID < 0 || resp.ProducerEpoch != 0 {
+		t.Fatalf("transactional InitProducerId: error %d, id %d, epoch %d", resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch)
+	}
+	again := do[*kmsg.InitProducerIDResponse](t, dial(t, c.proxyAddr), req)
+	if again.ErrorCode != 0 || again.ProducerID != resp.ProducerID || again.ProducerEpoch != 1 {
+		t.Fatalf("second InitProducerId: error %d, id %d, epoch %d; want %d at epoch 1", again.ErrorCode, again.ProducerID, again.ProducerEpoch, resp.ProducerID)
 	}
 }

@@ -76,6 +76,7 @@ func (p *Proxy) Drain(ctx context.Context) {
 	p.draining.Store(true)
 	p.leases.Lock()
 	defer p.leases.Unlock()
+	p.drainTransactions(ctx)
 	c := p.groups.Load()
 	if c == nil {
 		return

@@ -131,6 +131,9 @@ func startCluster(t *testing.T, opts ...clusterOption) *testCluster {
 	if err := c.proxy.StartGroups(ctx, coordinator.Config{Partitions: 1}); err != nil {
 		t.Fatalf("StartGroups: %v", err)
 	}
+	if err := c.proxy.StartTransactions(ctx, TransactionsConfig{Partitions: 1}); err != nil {
+		t.Fatalf("StartTransactions: %v", err)
+	}
 	serveWire(t, &wire.Server{Handler: c.proxy, Logger: logger, Versions: APIs().Versions}, ln)
 	return c
 }

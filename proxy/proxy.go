@@ -58,7 +58,8 @@ type Proxy struct {
 	producerIDs *producerIDs
 	nodes       *wire.Pool
 	store       routing.Store
-	groups      atomic.Pointer[coordinator.Coordinator] // set by StartGroups
+	groups      atomic.Pointer[coordinator.Coordinator]  // set by StartGroups
+	txns        atomic.Pointer[coordinator.Transactions] // set by StartTransactions
 	logger      *slog.Logger
 	handlers    map[int16]handler
 	staleView   chan struct{} // a node said NOT_LEADER or was unreachable: refresh soon
@@ -128,6 +129,9 @@ func (p *Proxy) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respons
 // through.
 func (p *Proxy) Close() error {
 	close(p.closed)
+	if t := p.txns.Load(); t != nil {
+		t.Close()
+	}
 	if c := p.groups.Load(); c != nil {
 		c.Close()
 	}

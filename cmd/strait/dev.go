@@ -48,6 +48,7 @@ type devConfig struct {
 	MaxClusterPartitions int
 	Mode                 string
 	Rack                 string
+	Txn                  txnFlags
 	NodeRacks            string   // --node-racks as given
 	nodeRacks            []string // by node, in id order; nil when not given
 	Security             securityConfig
@@ -76,6 +77,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	maxNodePartitionsFlag(fs, &c.MaxNodePartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
 	c.Security.flags(fs)
+	c.Txn.flags(fs, 10)
 	fs.StringVar(&c.NodeRacks, "node-racks", "", "racks of the nodes, comma-separated, one per node in id order (a,b,c for --nodes 3): consumers that set client.rack read from the replica in theirs rather than the leader (KIP-392)")
 }
 
@@ -132,7 +134,7 @@ func (c *devConfig) validate() error {
 		}
 	}
 	c.ReplicationFactor = min(c.ReplicationFactor, c.Nodes) // as many replicas as dev has nodes
-	return nil
+	return c.Txn.validate()
 }
 
 // nodeRack is the rack of node id (counted from 1), "" when --node-racks is not given.
@@ -290,6 +292,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		Mode:                 proxy.Mode(cfg.Mode),
 		Rack:                 cfg.Rack,
 		LocalNodes:           d.localNodes(),
+		Transactions:         cfg.Txn.config(),
 	}, d.store, d.cache, d.telemetry, d.logger)
 	if err != nil {
 		closeListeners(listeners)

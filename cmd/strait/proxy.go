@@ -36,6 +36,7 @@ type proxyConfig struct {
 	Rack                 string
 	Security             securityConfig
 	listeners            []listenerSpec // from --listeners or --listen
+	Txn                  txnFlags
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -52,6 +53,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
 	c.Security.flags(fs)
+	c.Txn.flags(fs, 50)
 }
 
 // modeFlags are a proxy's mode and rack, for `strait proxy` and `strait dev`.
@@ -85,6 +87,9 @@ func (c *proxyConfig) validate() error {
 		return err
 	}
 	if err := c.Security.validate(c.listeners); err != nil {
+		return err
+	}
+	if err := c.Txn.validate(); err != nil {
 		return err
 	}
 	return c.Limits.validate()
@@ -146,6 +151,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		OffsetsPartitions: cfg.OffsetsPartitions, InitialRebalance: cfg.InitialRebalance,
 		ReplicationFactor: cfg.ReplicationFactor, ImbalanceCheck: cfg.ImbalanceCheck,
 		MaxClusterPartitions: cfg.MaxClusterPartitions, Mode: proxy.Mode(cfg.Mode), Rack: cfg.Rack,
+		Transactions: cfg.Txn.config(),
 	}, c.store, c.cache, tel, logger)
 	if err != nil {
 		closeListeners(listeners)

@@ -53,6 +53,8 @@ type proxyOptions struct {
 	LocalNodes map[string]*wire.Server
 	Mode       proxy.Mode
 	Rack       string // broker.rack
+	// Transactions configures the transaction coordinator.
+	Transactions proxy.TransactionsConfig
 }
 
 // proxyProcess is a running proxy: its Kafka listener, its consumer-group coordinator,
@@ -190,11 +192,15 @@ func (pp *proxyProcess) startGroups(ctx context.Context) error {
 	}
 	for logged := false; ; {
 		err := pp.proxy.StartGroups(ctx, cfg)
-		if !errors.Is(err, routing.ErrNoNodes) {
-			if err != nil {
-				return fmt.Errorf("start consumer groups: %w", err)
+		if err == nil {
+			// Transactions after groups: their markers reach __consumer_offsets through them.
+			if err := pp.proxy.StartTransactions(ctx, pp.opts.Transactions); err != nil {
+				return fmt.Errorf("start transactions: %w", err)
 			}
 			return nil
+		}
+		if !errors.Is(err, routing.ErrNoNodes) {
+			return fmt.Errorf("start consumer groups: %w", err)
 		}
 		if !logged {
 			pp.logger.Info("waiting for a partition-log node to register before starting consumer groups")
@@ -251,5 +257,7 @@ func (pp *proxyProcess) shutdown(ctx context.Context) error {
 
 // observabilityGroupsCheck makes readiness wait for the group coordinator's replay.
 func observabilityGroupsCheck(pp *proxyProcess) observability.ReadinessCheck {
-	return observability.ReadinessCheck{Name: "groups", Check: func(context.Context) error { return pp.proxy.GroupsLoaded() }}
+	return observability.ReadinessCheck{Name: "groups", Check: func(context.Context) error {
+		return errors.Join(pp.proxy.GroupsLoaded(), pp.proxy.TransactionsLoaded())
+	}}
 }

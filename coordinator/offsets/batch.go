@@ -33,8 +33,9 @@ const (
 	headerAfterLen   = 49 // from partitionLeaderEpoch to the records count
 	batchHeaderLen   = logOverhead + headerAfterLen
 
-	compressionMask = 0x07
-	controlBit      = 0x20
+	compressionMask  = 0x07
+	transactionalBit = 0x10
+	controlBit       = 0x20
 )
 
 // KV is one record's key and value; a nil Value is a tombstone.
@@ -74,6 +75,34 @@ func Batch(records []KV, now time.Time) []byte {
 	return out
 }
 
+// TxnBatch is Batch for a transaction's offset commits (TxnOffsetCommit, KIP-98): the
+// batch carries the producer's id and epoch, sequence seq and the transactional bit, so a
+// replay holds its records until the producer's COMMIT or ABORT marker.
+func TxnBatch(records []KV, producerID int64, epoch int16, seq int32, now time.Time) []byte {
+	out := Batch(records, now)
+	be := binary.BigEndian
+	be.PutUint16(out[attributesOffset:], transactionalBit)
+	be.PutUint64(out[producerIDOffset:], uint64(producerID))
+	be.PutUint16(out[producerIDOffset+8:], uint16(epoch))
+	be.PutUint32(out[producerIDOffset+10:], uint32(seq))
+	be.PutUint32(out[crcOffset:], crc32.Checksum(out[attributesOffset:], castagnoli))
+	return out
+}
+
+// producerIDOffset is where a v2 batch header holds producerId, then epoch and base sequence.
+const producerIDOffset = 43
+
+// BatchInfo is what DecodeBatches says of each batch before its records.
+type BatchInfo struct {
+	BaseOffset, LastOffset int64
+	ProducerID             int64
+	ProducerEpoch          int16
+	BaseSequence           int32
+	Transactional          bool
+	// Control: an end-transaction marker; Commit says which (COMMIT or ABORT).
+	Control, Commit bool
+}
+
 // Decode walks concatenated v2 record batches as read from a __consumer_offsets
 // partition and calls fn, in log order, for every record it understands with that
 // record's offset. Control batches and records whose key version it does not know
@@ -89,6 +118,13 @@ func Batch(records []KV, now time.Time) []byte {
 // that do not parse, a null or short key, an unknown value version under a known key)
 // or ErrCompressed (a compressed batch), naming the batch's base offset.
 func Decode(batches []byte, fn func(offset int64, r Record)) (next int64, err error) {
+	return DecodeBatches(batches, nil, fn)
+}
+
+// DecodeBatches is Decode that also calls onBatch (when not nil) for every whole batch,
+// control batches included, before fn sees its records: a replay needs the producer and
+// transactional bit of offset commits, and the markers that decide them.
+func DecodeBatches(batches []byte, onBatch func(BatchInfo), fn func(offset int64, r Record)) (next int64, err error) {
 	type decoded struct {
 		offset int64
 		r      Record
@@ -124,7 +160,13 @@ func Decode(batches []byte, fn func(offset int64, r Record)) (next int64, err er
 		if b.LastOffsetDelta < 0 {
 			return next, fmt.Errorf("%w: batch at offset %d: lastOffsetDelta %d", ErrCorrupt, base, b.LastOffsetDelta)
 		}
+		info := BatchInfo{BaseOffset: base, LastOffset: base + int64(b.LastOffsetDelta), ProducerID: b.ProducerID,
+			ProducerEpoch: b.ProducerEpoch, BaseSequence: b.FirstSequence, Transactional: b.Attributes&transactionalBit != 0}
 		if b.Attributes&controlBit != 0 {
+			info.Control, info.Commit = true, controlCommits(b.Records)
+			if onBatch != nil {
+				onBatch(info)
+			}
 			next = base + int64(b.LastOffsetDelta) + 1
 			continue
 		}
@@ -159,10 +201,24 @@ func Decode(batches []byte, fn func(offset int64, r Record)) (next int64, err er
 		if len(recs) != 0 {
 			return next, fmt.Errorf("%w: batch at offset %d: %d bytes after its %d records", ErrCorrupt, base, len(recs), b.NumRecords)
 		}
+		if onBatch != nil {
+			onBatch(info)
+		}
 		for _, d := range pending {
 			fn(d.offset, d.r)
 		}
 		next = base + int64(b.LastOffsetDelta) + 1
 	}
 	return next, nil
+}
+
+// controlCommits reads a control batch's record key (version int16, type int16): type 1
+// is COMMIT. Anything unreadable counts as an abort, which applies nothing.
+func controlCommits(recs []byte) bool {
+	var r kmsg.Record
+	l, n := binary.Varint(recs)
+	if n <= 0 || l < 0 || l > int64(len(recs)-n) || r.ReadFrom(recs[:n+int(l)]) != nil || len(r.Key) < 4 {
+		return false
+	}
+	return binary.BigEndian.Uint16(r.Key[2:]) == 1
 }

@@ -30,10 +30,13 @@ type reader struct {
 	anyReplica bool
 	// rack is a consumer's rack (client.rack), "" when it names none.
 	rack string
+	// isolation is the consumer's isolation level: 1 (read_committed) reads below the
+	// last stable offset only.
+	isolation int8
 }
 
 func readerOf(req *kmsg.FetchRequest) reader {
-	rd := reader{replicaID: req.ReplicaID}
+	rd := reader{replicaID: req.ReplicaID, isolation: req.IsolationLevel}
 	if req.ReplicaID < 0 && req.Version >= 11 {
 		rd.anyReplica, rd.rack = true, req.Rack
 	}

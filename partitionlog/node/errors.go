@@ -44,6 +44,8 @@ func errorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, partitionlog.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, partitionlog.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
 	case errors.Is(err, partitionlog.ErrStorage):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, errNotEnoughReplicas):

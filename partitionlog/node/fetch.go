@@ -306,8 +306,12 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, rd reader, 
 		return sp, 0
 	}
 	highWatermark := r.highWatermark()
-	sp.HighWatermark, sp.LastStableOffset = highWatermark, highWatermark
+	sp.HighWatermark, sp.LastStableOffset = highWatermark, r.lastStableOffset()
 	sp.LogStartOffset = r.log.StartOffset()
+	committedOnly := rd.replicaID < 0 && rd.isolation == readCommitted
+	if committedOnly {
+		readTo = min(readTo, sp.LastStableOffset)
+	}
 	leading := p.Leader == s.cfg.ID
 	if leading && rd.rack != "" {
 		if id := s.preferredReadReplica(snap, r, p, rd.rack, rp.FetchOffset); id >= 0 {
@@ -331,9 +335,11 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, rd reader, 
 	}
 	maxBytes = max(maxBytes, 0)
 	if s.cfg.ZeroCopy {
-		if n, err := s.readSections(f, &sp, r, rp.FetchOffset, readTo, maxBytes); !errors.Is(err, partitionlog.ErrNoSections) {
+		if n, next, err := s.readSections(f, &sp, r, rp.FetchOffset, readTo, maxBytes); !errors.Is(err, partitionlog.ErrNoSections) {
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
+			} else if committedOnly {
+				sp.AbortedTransactions = abortedTransactions(r, rp.FetchOffset, next)
 			}
 			return sp, n
 		}
@@ -345,7 +351,26 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, rd reader, 
 	}
 	sp.RecordBatches = res.Records
 	sp.LogStartOffset = res.LogStartOffset
+	if committedOnly {
+		sp.AbortedTransactions = abortedTransactions(r, rp.FetchOffset, res.NextOffset)
+	}
 	return sp, len(res.Records)
+}
+
+// abortedTransactions lists, for a read_committed answer holding the records from
+// fetchOffset to next, the aborted transactions among them, which the consumer drops
+// (KIP-98). Kafka answers an empty list as such, never null, at v4+.
+func abortedTransactions(r *replica, fetchOffset, next int64) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	out := []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+	if next <= fetchOffset {
+		return out
+	}
+	for _, a := range r.log.AbortedTransactions(fetchOffset, next) {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		out = append(out, at)
+	}
+	return out
 }
 
 // readBound is the offset a fetch may read up to, and for a follower it records the
@@ -364,16 +389,17 @@ func (s *Server) readBound(r *replica, replicaID int32, fetchOffset int64) (int6
 	return r.log.EndOffset(), nil
 }
 
-// readSections points the partition's record bytes at segment file ranges.
-func (s *Server) readSections(f *fetchRead, sp *kmsg.FetchResponseTopicPartition, r *replica, offset, highWatermark int64, maxBytes int32) (int, error) {
+// readSections points the partition's record bytes at segment file ranges, and returns
+// how many bytes and the offset after them.
+func (s *Server) readSections(f *fetchRead, sp *kmsg.FetchResponseTopicPartition, r *replica, offset, highWatermark int64, maxBytes int32) (int, int64, error) {
 	sections, meta, release, err := r.log.ReadSections(offset, highWatermark, maxBytes)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	sp.LogStartOffset = meta.LogStartOffset
 	if len(sections) == 0 {
 		release()
-		return 0, nil
+		return 0, meta.NextOffset, nil
 	}
 	f.releases = append(f.releases, release)
 	ranges := make([]wire.FileRange, len(sections))
@@ -384,5 +410,5 @@ func (s *Server) readSections(f *fetchRead, sp *kmsg.FetchResponseTopicPartition
 	}
 	sp.RecordBatches = wire.Placeholder(len(f.ranges))
 	f.ranges = append(f.ranges, ranges)
-	return n, nil
+	return n, meta.NextOffset, nil
 }

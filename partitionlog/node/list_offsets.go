@@ -10,6 +10,9 @@ const (
 	earliestTimestamp = -2
 )
 
+// readCommitted is isolation level 1: read below the last stable offset (KIP-98).
+const readCommitted = 1
+
 // listOffsets answers the earliest, the latest, or the first offset at or after a
 // timestamp for each partition.
 func (s *Server) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
@@ -31,6 +34,9 @@ func (s *Server) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				switch rp.Timestamp {
 				case latestTimestamp:
 					sp.Offset = r.highWatermark() // consumers see committed records only
+					if req.IsolationLevel == readCommitted {
+						sp.Offset = r.lastStableOffset()
+					}
 				case earliestTimestamp:
 					sp.Offset = r.log.StartOffset()
 				default:

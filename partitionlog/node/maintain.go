@@ -60,7 +60,11 @@ func (s *Server) compact(key partitionKey, r *replica, t *routing.Topic) {
 	if !t.Compacted() {
 		return
 	}
-	stats, err := r.log.Compact(time.Now(), compactConfig(t, r.log.EndOffset()))
+	hw := r.highWatermark()
+	if hw == 0 {
+		return // nothing is committed yet; 0 would mean no bound
+	}
+	stats, err := r.log.Compact(time.Now(), compactConfig(t, hw))
 	switch {
 	case errors.Is(err, partitionlog.ErrClosed), errors.Is(err, partitionlog.ErrCompactionInProgress), errors.Is(err, partitionlog.ErrCompactionAborted):
 		s.logger.Debug("compaction skipped", "err", err)

@@ -34,6 +34,8 @@ var APIs = wire.APITable{
 	18: {Min: 0, Max: 4},  // ApiVersions
 	21: {Min: 0, Max: 2},  // DeleteRecords
 	23: {Min: 0, Max: 4},  // OffsetForLeaderEpoch
+	27: {Min: 0, Max: 1},  // WriteTxnMarkers: from transaction coordinators (proxies)
+	61: {Min: 0, Max: 0},  // DescribeProducers
 }
 
 // View is the routing metadata the node reads; *routing.Cache satisfies it.
@@ -181,6 +183,10 @@ func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Respon
 		return s.offsetForLeaderEpoch(body), nil
 	case *kmsg.DeleteRecordsRequest:
 		return s.deleteRecords(body), nil
+	case *kmsg.WriteTxnMarkersRequest:
+		return s.writeTxnMarkers(ctx, body), nil
+	case *kmsg.DescribeProducersRequest:
+		return s.describeProducers(body), nil
 	case *kmsg.ApiVersionsRequest:
 		return s.apis.AnswerApiVersions(body), nil
 	}

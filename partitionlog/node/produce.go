@@ -94,10 +94,12 @@ func (s *Server) produceOne(topic string, index int32, records []byte, req *kmsg
 	if err := checkISR(r, req.Acks, minISR, errNotEnoughReplicas); err != nil {
 		return nil, fmt.Errorf("%s-%d: %w", topic, index, err)
 	}
-	// Transactions are not supported yet (InitProducerId refuses transactional ids), so no
-	// TransactionalID is passed and transactional batches are refused, as Kafka refuses
-	// them without one; the transactions work sets it once it verifies transactions.
+	// Transactional batches need the request's transactional id, as in Kafka; whether the
+	// producer is in a transaction is the coordinator's to say (KIP-890 verification).
 	opts := partitionlog.AppendOptions{Compacted: snap.Topics[topic].Compacted()}
+	if req.TransactionID != nil {
+		opts.TransactionalID = *req.TransactionID
+	}
 	res, err := r.log.Append(records, p.LeaderEpoch, opts)
 	if err != nil {
 		return nil, fmt.Errorf("append to %s-%d: %w", topic, index, err)

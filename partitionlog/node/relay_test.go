@@ -69,7 +69,7 @@ func TestRelayAdvertisedAPIs(t *testing.T) {
 	}
 	want := wire.APITable{
 		0: {Min: 3, Max: 12}, 1: {Min: 4, Max: 12}, 2: {Min: 1, Max: 6}, 18: {Min: 0, Max: 4},
-		21: {Min: 0, Max: 2}, 23: {Min: 0, Max: 4}, // the node's own
+		21: {Min: 0, Max: 2}, 23: {Min: 0, Max: 4}, 27: {Min: 0, Max: 1}, 61: {Min: 0, Max: 0}, // the node's own
 		3: {Min: 0, Max: 13}, 10: {Min: 0, Max: 6}, 22: {Min: 0, Max: 5}, // relayed
 	}
 	for _, tc := range []struct {

@@ -108,6 +108,12 @@ func (r *replica) highWatermark() int64 {
 	return r.log.HighWatermark()
 }
 
+// lastStableOffset is what read_committed consumers may read up to: the high watermark,
+// lowered to the first record of an undecided transaction (KIP-98).
+func (r *replica) lastStableOffset() int64 {
+	return min(r.highWatermark(), r.log.LastStableOffset())
+}
+
 // leaderISR returns the committed ISR when this node leads the partition.
 func (r *replica) leaderISR() ([]int32, error) {
 	r.state.mu.Lock()
