@@ -71,14 +71,14 @@ func writePEM(t *testing.T, path, kind string, der []byte) {
 }
 
 // startSecureDev runs strait dev with a SASL_SSL listener, users alice (a super user)
-// and bob, and returns the listener's address.
+// bob and carol, and returns the listener's address.
 func startSecureDev(t *testing.T, p *pki) string {
 	t.Helper()
 	addr := FreeAddr(t)
 	StartDev(t, Name("dev-sasl-ssl"), Args(
 		"--listeners", "SASL_SSL://"+addr,
 		"--tls-cert", p.certFile, "--tls-key", p.keyFile, "--tls-ca", p.caFile,
-		"--sasl-users", "alice:alice-secret,bob:bob-secret",
+		"--sasl-users", "alice:alice-secret,bob:bob-secret,carol:carol-secret",
 		"--super-users", "User:alice",
 	))
 	return addr

@@ -9,6 +9,9 @@ package proxy
 // coordinator.
 //
 // PRODUCER_FENCED exists from v2 (KIP-588); older versions get INVALID_PRODUCER_EPOCH.
+//
+// Authorization: v0-3 need WRITE on the transactional id and on every topic; v4+, sent
+// by brokers, CLUSTER_ACTION on the cluster.
 
 import (
 	"context"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/strait-io/strait/coordinator"
 	"github.com/strait-io/strait/coordinator/txn"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -34,19 +38,42 @@ func (p *Proxy) addPartitionsToTxn(ctx context.Context, wr *wire.Request, req *k
 	if req.Version >= 4 {
 		return p.addPartitionsToTxnBatch(ctx, wr, req)
 	}
-	answer := func(code int16) kmsg.Response {
+	// answerEach answers each topic's partitions with codeOf(topic).
+	answerEach := func(codeOf func(topic string) int16) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 		for _, t := range req.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = t.Topic
 			for _, part := range t.Partitions {
 				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = part, fencedCode(code, req.Version, 2)
+				rp.Partition, rp.ErrorCode = part, fencedCode(codeOf(t.Topic), req.Version, 2)
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
+	}
+	answer := func(code int16) kmsg.Response { return answerEach(func(string) int16 { return code }) }
+	if !p.allowed(ctx, acl.Write, acl.TransactionalID, req.TransactionalID) {
+		return answer(kerr.TransactionalIDAuthorizationFailed.Code), nil
+	}
+	// As in Kafka, a topic the principal may not write fails the whole request: its
+	// partitions with TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED.
+	denied := map[string]bool{}
+	for _, t := range req.Topics {
+		if _, seen := denied[t.Topic]; !seen {
+			denied[t.Topic] = !p.allowed(ctx, acl.Write, acl.Topic, t.Topic)
+		}
+	}
+	for _, refused := range denied {
+		if refused {
+			return answerEach(func(topic string) int16 {
+				if denied[topic] {
+					return kerr.TopicAuthorizationFailed.Code
+				}
+				return kerr.OperationNotAttempted.Code
+			}), nil
+		}
 	}
 	var tps []txn.TopicPartition
 	snap := p.view.Snapshot()
@@ -78,6 +105,10 @@ func (p *Proxy) addPartitionsToTxn(ctx context.Context, wr *wire.Request, req *k
 // addPartitionsToTxnBatch answers v4+: each transaction by its coordinator.
 func (p *Proxy) addPartitionsToTxnBatch(ctx context.Context, wr *wire.Request, req *kmsg.AddPartitionsToTxnRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	if !p.allowed(ctx, acl.ClusterAction, acl.Cluster, acl.ClusterName) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	for _, tr := range req.Transactions {
 		one := kmsg.NewPtrAddPartitionsToTxnRequest()
 		one.Version, one.Transactions = req.Version, []kmsg.AddPartitionsToTxnRequestTransaction{tr}

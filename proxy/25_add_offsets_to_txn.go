@@ -6,6 +6,7 @@ package proxy
 // producer's transaction, so that the transaction's COMMIT or ABORT marker reaches the
 // group coordinator, which holds the TxnOffsetCommit offsets until then (KIP-98, KIP-447).
 // PRODUCER_FENCED exists from v2 (KIP-588); older versions get INVALID_PRODUCER_EPOCH.
+// Authorization: WRITE on the transactional id, READ on the group.
 
 import (
 	"context"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -29,6 +31,12 @@ func (p *Proxy) addOffsetsToTxn(ctx context.Context, wr *wire.Request, req *kmsg
 	}
 	if req.Group == "" {
 		return answer(kerr.InvalidGroupID.Code), nil
+	}
+	switch {
+	case !p.allowed(ctx, acl.Write, acl.TransactionalID, req.TransactionalID):
+		return answer(kerr.TransactionalIDAuthorizationFailed.Code), nil
+	case !p.allowed(ctx, acl.Read, acl.Group, req.Group):
+		return answer(kerr.GroupAuthorizationFailed.Code), nil
 	}
 	return p.serveTxn(ctx, wr, oneTxn{
 		req: req, id: req.TransactionalID,

@@ -9,6 +9,7 @@ package proxy
 // advertise the transaction.version feature, so clients use part 1 (they add partitions
 // explicitly) and ask for v5 only if told otherwise.
 // PRODUCER_FENCED exists from v2 (KIP-588); older versions get INVALID_PRODUCER_EPOCH.
+// Authorization: WRITE on the transactional id.
 
 import (
 	"context"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -26,7 +28,7 @@ func (p *Proxy) endTxn(ctx context.Context, wr *wire.Request, req *kmsg.EndTxnRe
 		return resp
 	}
 	return p.serveTxn(ctx, wr, oneTxn{
-		req: req, id: req.TransactionalID,
+		req: req, id: req.TransactionalID, op: acl.Write,
 		local: func(ctx context.Context, t *coordinator.Transactions) kmsg.Response {
 			r := t.EndTxn(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, req.Version >= 5)
 			return answer(r.Code, r.ProducerID, r.Epoch)

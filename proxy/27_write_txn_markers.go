@@ -9,7 +9,8 @@ package proxy
 // partition's lease instead, which writes them and then applies or drops the pending
 // transactional offsets, as Kafka's group coordinator does on the broker that leads the
 // partition. A proxy serves this API to other proxies, for those group markers, and
-// forwards any other partition to its leader.
+// forwards any other partition to its leader. Authorization: CLUSTER_ACTION on the
+// cluster, which only the cluster's own processes hold.
 //
 // Differences from Kafka: a partition whose topic was deleted (UNKNOWN_TOPIC_OR_PARTITION
 // after the engine's retries) counts as written, so a deleted topic cannot hold a
@@ -25,6 +26,7 @@ import (
 
 	"github.com/strait-io/strait/coordinator"
 	"github.com/strait-io/strait/coordinator/txn"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -143,6 +145,8 @@ func (p *Proxy) groupMarker(ctx context.Context, partition int32, m kmsg.WriteTx
 // leaders.
 func (p *Proxy) writeTxnMarkers(ctx context.Context, wr *wire.Request, req *kmsg.WriteTxnMarkersRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	// Only the cluster's own coordinators may end transactions (CLUSTER_ACTION).
+	refused := !p.allowed(ctx, acl.ClusterAction, acl.Cluster, acl.ClusterName)
 	for _, m := range req.Markers {
 		rm := kmsg.NewWriteTxnMarkersResponseMarker()
 		rm.ProducerID = m.ProducerID
@@ -155,7 +159,11 @@ func (p *Proxy) writeTxnMarkers(ctx context.Context, wr *wire.Request, req *kmsg
 				rp := &rt.Partitions[i]
 				*rp = kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				rp.Partition = index
-				if t.Topic != coordinator.OffsetsTopic {
+				switch {
+				case refused:
+					rp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+					continue
+				case t.Topic != coordinator.OffsetsTopic:
 					data = append(data, &markerPart{topic: t.Topic, index: index, out: rp})
 					continue
 				}

@@ -4,13 +4,16 @@ package proxy
 //
 // What each partition's leader knows of the producers writing to it: epoch, last sequence
 // and timestamp, coordinator epoch, and where an open transaction started. Partitions go
-// to their leaders through the forwarding engine (engine.go).
+// to their leaders through the forwarding engine (engine.go). Authorization: READ on
+// each topic.
 
 import (
 	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-io/strait/internal/acl"
 )
 
 type describeProducersPart = part[int32, kmsg.DescribeProducersResponseTopicPartition]
@@ -30,6 +33,7 @@ func (p *Proxy) describeProducers(ctx context.Context, req *kmsg.DescribeProduce
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
+	parts = authorizedParts(ctx, p, describeProducersAdapter{}, acl.Read, parts)
 	forward(ctx, p, describeProducersAdapter{}, parts, requestDeadline(30*time.Second))
 	return resp, nil
 }

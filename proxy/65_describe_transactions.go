@@ -4,6 +4,7 @@ package proxy
 //
 // Each transactional id is described by its coordinator (transactions.go), here or on the
 // proxy holding its lease: state, producer id and epoch, timeout, start and partitions.
+// Authorization: DESCRIBE on each transactional id.
 
 import (
 	"context"
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -27,7 +29,7 @@ func (p *Proxy) describeTransactions(ctx context.Context, wr *wire.Request, req 
 			return r
 		}
 		got, err := p.serveTxn(ctx, wr, oneTxn{
-			req: one, id: id,
+			req: one, id: id, op: acl.Describe,
 			local: func(ctx context.Context, t *coordinator.Transactions) kmsg.Response {
 				tx, code := t.Describe(ctx, id)
 				if code != 0 {

@@ -5,6 +5,7 @@ package proxy
 // A proxy lists the transactions of the __transaction_state partitions it coordinates, as
 // a Kafka broker does; a sidecar, the client's whole cluster, gathers every live proxy's.
 // Filters: states, producer ids, and (v1) transactions running longer than a duration.
+// A principal sees the transactional ids it may DESCRIBE, as in Kafka.
 
 import (
 	"context"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 )
 
@@ -30,6 +32,8 @@ func (p *Proxy) listTransactions(ctx context.Context, wr *wire.Request, req *kms
 		case len(req.ProducerIDFilters) > 0 && !slices.Contains(req.ProducerIDFilters, tx.ProducerID):
 			continue
 		case req.DurationFilterMillis > 0 && (tx.Start.IsZero() || now.Sub(tx.Start).Milliseconds() < req.DurationFilterMillis):
+			continue
+		case !p.allowedQuietly(ctx, acl.Describe, acl.TransactionalID, tx.ID):
 			continue
 		}
 		st := kmsg.NewListTransactionsResponseTransactionState()

@@ -115,3 +115,26 @@ func authorizedParts[In, Out any](ctx context.Context, p *Proxy, a adapter[In, O
 	}
 	return kept
 }
+
+// deniedTopicsOf returns the topics named by items that the principal may not op, or nil.
+func deniedTopicsOf[T any](ctx context.Context, p *Proxy, op acl.Operation, items []T, topic func(T) string) map[string]bool {
+	if p.cfg.Authorizer == nil {
+		return nil
+	}
+	var denied map[string]bool
+	decided := map[string]bool{}
+	for _, it := range items {
+		name := topic(it)
+		if _, seen := decided[name]; seen {
+			continue
+		}
+		decided[name] = true
+		if !p.allowed(ctx, op, acl.Topic, name) {
+			if denied == nil {
+				denied = map[string]bool{}
+			}
+			denied[name] = true
+		}
+	}
+	return denied
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strait-io/strait/coordinator"
 	"github.com/strait-io/strait/coordinator/txn"
+	"github.com/strait-io/strait/internal/acl"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/routing"
 )
@@ -219,6 +220,10 @@ func (txnRouter) stale(code int16) bool { return groupRouter{}.stale(code) }
 // AddPartitionsToTxn before v4, AddOffsetsToTxn, EndTxn): the whole request is the piece.
 type oneTxn struct {
 	txnRouter
+	// op is what the principal must be allowed on the transactional id
+	// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise); zero when the handler has
+	// checked already.
+	op     acl.Operation
 	req    kmsg.Request
 	id     string
 	local  func(context.Context, *coordinator.Transactions) kmsg.Response
@@ -249,6 +254,9 @@ func (a oneTxn) serveLocal(ctx context.Context, _ kmsg.Request) (kmsg.Response, 
 func (p *Proxy) serveTxn(ctx context.Context, wr *wire.Request, a oneTxn) (kmsg.Response, error) {
 	if _, err := p.transactions(); err != nil {
 		return nil, err
+	}
+	if a.op != 0 && !p.allowed(ctx, a.op, acl.TransactionalID, a.id) {
+		return a.failed(kerr.TransactionalIDAuthorizationFailed.Code), nil
 	}
 	a.txnRouter = txnRouter{p: p, noRelay: relayed(wr)}
 	var out kmsg.Response
