@@ -275,7 +275,7 @@ func checkClosedMetric(t *testing.T, admin, reason string, want int) {
 	t.Helper()
 	got, ok := metricValue(t, admin, func(line string) bool {
 		return strings.HasPrefix(line, "strait_connections_closed_total{") &&
-			strings.Contains(line, `listener="proxy-0"`) && strings.Contains(line, `reason="`+reason+`"`)
+			strings.Contains(line, `listener="proxy-0-plaintext"`) && strings.Contains(line, `reason="`+reason+`"`)
 	})
 	switch {
 	case !ok:
