@@ -33,6 +33,7 @@ func handlerTable() map[int16]handler {
 		37: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).createPartitions)},
 		44: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).incrementalAlterConfigs)},
 		60: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).describeCluster)},
+		75: {wire.APIRange{Min: 0, Max: 0}, typed((*Proxy).describeTopicPartitions)},
 
 		8:  {wire.APIRange{Min: 0, Max: 9}, withHeader((*Proxy).offsetCommit)},
 		9:  {wire.APIRange{Min: 0, Max: 9}, withHeader((*Proxy).offsetFetch)},
