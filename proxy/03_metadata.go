@@ -7,7 +7,18 @@ package proxy
 // (any proxy still serves any partition: a client with stale metadata is forwarded, not
 // refused); as a sidecar this proxy alone; in redirect mode the nodes lead and the live
 // proxies are listed too, since one of them coordinates each group.
-// Replicas and ISR are the real node ids, so admin tools see the true replication.
+//
+// Replicas and ISR name only brokers the same answer lists: librdkafka, sarama and
+// Kafka's admin tools look each id up among the brokers and log, skip or fail on one
+// they cannot find. In redirect mode the nodes are listed, so they are the real node
+// ids. In forward and sidecar modes the brokers are proxies, so each replica node is
+// named by a listed proxy (leaders.replicas in modes.go): the real leader by the
+// advertised leader, the followers by the proxies after it in id order. The trade-off:
+// the replica count shown is the real one only while there are at least as many
+// proxies as replicas (a sidecar always shows one replica), and the ids are not the
+// nodes' (`strait topic` and the nodes' own Metadata give those); what stays true is
+// that the leader is a replica, the ISR is a subset of the replicas, and an ISR that
+// shrinks shows as shorter, so under-replication is still visible.
 // Topics may be named by id from v10 (KIP-516). Unknown topics are created when both
 // the client allows it (v4+, always before) and auto.create.topics.enable is on, and
 // the principal may CREATE them (on the cluster or the topic).
@@ -110,7 +121,7 @@ func describeTopic(t *routing.Topic, leaders leaders) kmsg.MetadataResponseTopic
 		mp.Partition = part.Index
 		mp.Leader = leaders.of(t.ID, part)
 		mp.LeaderEpoch = part.LeaderEpoch
-		mp.Replicas, mp.ISR = part.Replicas, part.ISR
+		mp.Replicas, mp.ISR = leaders.replicas(part, mp.Leader)
 		if mp.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}

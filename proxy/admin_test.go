@@ -294,6 +294,71 @@ func TestDescribeConfigs(t *testing.T) {
 			t.Errorf("asked for max.message.bytes, got %+v", r.Configs)
 		}
 	})
+	t.Run("broker: Kafka's broker settings, read-only", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Version, req.IncludeSynonyms = 4, true
+		for _, name := range []string{"0", "", "99", "x"} {
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, name
+			req.Resources = append(req.Resources, rr)
+		}
+		resp := do[*kmsg.DescribeConfigsResponse](t, cl, req)
+		own := resp.Resources[0]
+		if own.ErrorCode != 0 {
+			t.Fatalf("broker 0: error %d", own.ErrorCode)
+		}
+		got := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+		for _, e := range own.Configs {
+			got[e.Name] = e
+			if !e.ReadOnly {
+				t.Errorf("%s is not read-only; Strait cannot change broker settings at run time", e.Name)
+			}
+		}
+		for name, want := range map[string]string{
+			"broker.id": "0", "num.partitions": "1", "default.replication.factor": "1",
+			"auto.create.topics.enable": "false", "log.retention.ms": "604800000",
+			"log.segment.bytes": "1073741824", "message.max.bytes": "1048588", "min.insync.replicas": "1",
+			"log.cleanup.policy": "delete", "advertised.listeners": "PLAINTEXT://" + c.proxyAddr,
+		} {
+			e, ok := got[name]
+			if !ok || e.Value == nil || *e.Value != want {
+				t.Errorf("%s = %v; want %q", name, e.Value, want)
+				continue
+			}
+			if len(e.ConfigSynonyms) == 0 || e.ConfigSynonyms[0].Name != name {
+				t.Errorf("%s: synonyms %+v; want itself first", name, e.ConfigSynonyms)
+			}
+		}
+		if e := got["log.retention.ms"]; e.Source != kmsg.ConfigSourceDefaultConfig {
+			t.Errorf("log.retention.ms source %v; want DEFAULT_CONFIG", e.Source)
+		}
+		if e := got["auto.create.topics.enable"]; e.Source != kmsg.ConfigSourceStaticBrokerConfig {
+			t.Errorf("auto.create.topics.enable (off, Kafka's default on) source %v; want STATIC_BROKER_CONFIG", e.Source)
+		}
+		if r := resp.Resources[1]; r.ErrorCode != 0 || len(r.Configs) != 0 {
+			t.Errorf("cluster defaults (empty name): error %d, %d configs; want none", r.ErrorCode, len(r.Configs))
+		}
+		for _, r := range resp.Resources[2:] {
+			if r.ErrorCode != kerr.InvalidRequest.Code {
+				t.Errorf("broker %q: error %d; want INVALID_REQUEST", r.ResourceName, r.ErrorCode)
+			}
+		}
+	})
+	t.Run("topic synonyms: the override, then the broker default", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Version, req.IncludeSynonyms = 4, true
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeTopic, "configured", []string{"segment.bytes"}
+		req.Resources = append(req.Resources, rr)
+		e := do[*kmsg.DescribeConfigsResponse](t, cl, req).Resources[0].Configs[0]
+		var names []string
+		for _, s := range e.ConfigSynonyms {
+			names = append(names, s.Name)
+		}
+		if !slices.Equal(names, []string{"segment.bytes", "log.segment.bytes"}) || e.ReadOnly {
+			t.Errorf("segment.bytes: synonyms %v, read-only %v; want [segment.bytes log.segment.bytes], writable", names, e.ReadOnly)
+		}
+	})
 	t.Run("unknown topic: UNKNOWN_TOPIC_OR_PARTITION", func(t *testing.T) {
 		resp := describe(4, nil, "configured", "missing")
 		if len(resp.Resources) != 2 {

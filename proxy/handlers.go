@@ -35,6 +35,7 @@ func handlerTable() map[int16]handler {
 		44: {wire.APIRange{Min: 0, Max: 1}, typed((*Proxy).incrementalAlterConfigs)},
 		60: {wire.APIRange{Min: 0, Max: 2}, typed((*Proxy).describeCluster)},
 		61: {wire.APIRange{Min: 0, Max: 0}, typed((*Proxy).describeProducers)},
+		75: {wire.APIRange{Min: 0, Max: 0}, typed((*Proxy).describeTopicPartitions)},
 
 		29: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).describeACLs)},
 		30: {wire.APIRange{Min: 0, Max: 3}, typed((*Proxy).createACLs)},

@@ -170,18 +170,27 @@ func appendBroker(out []broker, id int32, addr, rack string) []broker {
 // leaders decides which broker clients are told leads each partition of a snapshot's
 // topics: in forward mode a live proxy chosen by rendezvous hashing, preferring those
 // in this proxy's rack; as a sidecar this proxy; in redirect mode the leader node.
+// It also names the replicas and ISR by listed brokers (see replicas).
 type leaders struct {
 	mode       Mode
 	self       int32
 	candidates []int32 // forward mode: the proxies to spread leadership over
+	listed     []int32 // forward and sidecar modes: the brokers listed, in id order
 }
 
 func (p *Proxy) leaders(snap *routing.Snapshot) leaders {
 	l := leaders{mode: p.cfg.Mode, self: p.cfg.BrokerID}
-	if l.mode != Forward {
+	switch l.mode {
+	case Redirect:
+		return l
+	case Sidecar:
+		l.listed = []int32{l.self}
 		return l
 	}
 	live := p.liveProxies(snap)
+	for _, px := range live {
+		l.listed = append(l.listed, px.ID)
+	}
 	for _, px := range live {
 		if p.cfg.Rack != "" && px.Rack == p.cfg.Rack {
 			l.candidates = append(l.candidates, px.ID)
@@ -236,4 +245,65 @@ func mix64(x uint64) uint64 {
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
 	return x
+}
+
+// replicas returns the partition's replicas and ISR as clients are told them, given
+// the leader they are told (of's answer). In redirect mode the nodes are listed
+// brokers, so they are the real node ids. In forward and sidecar modes only proxies are
+// listed, and clients (librdkafka, sarama, Kafka's admin tools) look every replica id up
+// among the brokers, so each node is named by a listed proxy instead: the real leader by
+// the advertised leader, the other replicas, in order, by the proxies that follow it in
+// id order (wrapping around). A node keeps its proxy within the answer, so the ISR is the
+// ISR's nodes' proxies and an under-replicated partition still shows as one. Replicas
+// past the number of listed proxies are left out: naming a proxy twice would read as a
+// replica set with a duplicate, which clients reject.
+func (l leaders) replicas(p routing.Partition, leader int32) (replicas, isr []int32) {
+	if l.mode == Redirect {
+		return p.Replicas, p.ISR
+	}
+	named := l.nodesToBrokers(p, leader)
+	replicas = make([]int32, 0, len(named))
+	for _, node := range p.Replicas {
+		if b, ok := named[node]; ok {
+			replicas = append(replicas, b)
+		}
+	}
+	isr = make([]int32, 0, len(p.ISR))
+	for _, node := range p.ISR {
+		if b, ok := named[node]; ok {
+			isr = append(isr, b)
+		}
+	}
+	return replicas, isr
+}
+
+// nodesToBrokers pairs the partition's replica nodes with listed brokers: the leader
+// node with leader, then the other replicas, in replica order, with the brokers after
+// leader in id order. A leaderless partition starts at a broker picked by its index,
+// so the naming still spreads.
+func (l leaders) nodesToBrokers(p routing.Partition, leader int32) map[int32]int32 {
+	named := make(map[int32]int32, len(p.Replicas))
+	if len(l.listed) == 0 {
+		return named
+	}
+	start := slices.Index(l.listed, leader)
+	if start < 0 {
+		start = int(p.Index) % len(l.listed)
+	}
+	order := p.Replicas
+	if p.HasReplica(p.Leader) && slices.Contains(l.listed, leader) {
+		order = append([]int32{p.Leader}, p.Replicas...)
+	}
+	next := 0
+	for _, node := range order {
+		if _, done := named[node]; done {
+			continue
+		}
+		if next == len(l.listed) {
+			break
+		}
+		named[node] = l.listed[(start+next)%len(l.listed)]
+		next++
+	}
+	return named
 }

@@ -80,6 +80,7 @@ func TestMetadataByMode(t *testing.T) {
 		if ids := brokerIDs(resp); !slices.Equal(ids, []int32{1000, 1001, 1002}) {
 			t.Fatalf("brokers %v; want the live proxies [1000 1001 1002]", ids)
 		}
+		checkReplicasListed(t, resp)
 		led := map[int32]int{}
 		for _, part := range resp.Topics[0].Partitions {
 			led[part.Leader]++
@@ -126,6 +127,7 @@ func TestMetadataByMode(t *testing.T) {
 		if ids := brokerIDs(resp); !slices.Equal(ids, []int32{1000}) {
 			t.Fatalf("brokers %v; want only the sidecar", ids)
 		}
+		checkReplicasListed(t, resp)
 		for _, part := range resp.Topics[0].Partitions {
 			if part.Leader != 1000 {
 				t.Fatalf("partition %d led by %d; want the sidecar", part.Partition, part.Leader)
@@ -140,6 +142,7 @@ func TestMetadataByMode(t *testing.T) {
 		if !slices.Contains(ids, 1) || !slices.Contains(ids, 2) || !slices.Contains(ids, 1000) {
 			t.Fatalf("brokers %v; want nodes 1 and 2 and the proxies", ids)
 		}
+		checkReplicasListed(t, resp)
 		snap := c.cache.Snapshot()
 		for _, part := range resp.Topics[0].Partitions {
 			want, _ := snap.Partition("m", part.Partition)
@@ -169,5 +172,88 @@ func TestRendezvousMovesOnlyItsShare(t *testing.T) {
 	}
 	if moved < 150 || moved > 350 {
 		t.Errorf("%d of 1000 partitions moved to the new proxy; want about a quarter", moved)
+	}
+}
+
+// TestReplicasNameListedBrokers: in forward and sidecar modes Metadata lists proxies,
+// so replicas and ISR are named by proxies (03_metadata.go): every id is a listed
+// broker, the leader is a replica and in the ISR, the ISR is a subset of the replicas,
+// and a shrunk ISR still shows as shorter. In redirect mode the node ids stay.
+func TestReplicasNameListedBrokers(t *testing.T) {
+	part := routing.Partition{Index: 4, Replicas: []int32{2, 3, 1}, ISR: []int32{2, 1}, Leader: 3}
+	for _, tc := range []struct {
+		name          string
+		l             leaders
+		leader        int32
+		wantReplicas  []int32
+		wantISR       []int32
+		wantUnchanged bool
+	}{
+		{name: "forward, as many proxies as replicas",
+			l: leaders{mode: Forward, listed: []int32{1000, 1001, 1002}}, leader: 1001,
+			// node 3 (the leader) -> 1001, then 2 -> 1002, 1 -> 1000, in replica order.
+			wantReplicas: []int32{1002, 1001, 1000}, wantISR: []int32{1002, 1000}},
+		{name: "forward, fewer proxies than replicas",
+			l: leaders{mode: Forward, listed: []int32{1000, 1001}}, leader: 1000,
+			wantReplicas: []int32{1001, 1000}, wantISR: []int32{1001}},
+		{name: "sidecar: one replica, the sidecar",
+			l: leaders{mode: Sidecar, self: 7, listed: []int32{7}}, leader: 7,
+			wantReplicas: []int32{7}, wantISR: []int32{}},
+		{name: "redirect: the nodes themselves",
+			l: leaders{mode: Redirect}, leader: 3, wantUnchanged: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			replicas, isr := tc.l.replicas(part, tc.leader)
+			if tc.wantUnchanged {
+				if !slices.Equal(replicas, part.Replicas) || !slices.Equal(isr, part.ISR) {
+					t.Fatalf("replicas %v isr %v; want the nodes' %v %v", replicas, isr, part.Replicas, part.ISR)
+				}
+				return
+			}
+			if !slices.Equal(replicas, tc.wantReplicas) || !slices.Equal(isr, tc.wantISR) {
+				t.Fatalf("replicas %v isr %v; want %v %v", replicas, isr, tc.wantReplicas, tc.wantISR)
+			}
+			if !slices.Contains(replicas, tc.leader) {
+				t.Errorf("leader %d is not among replicas %v", tc.leader, replicas)
+			}
+		})
+	}
+
+	// The real leader is in the ISR whenever the partition has one: the advertised
+	// leader must be too.
+	inSync := routing.Partition{Index: 0, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}, Leader: 2}
+	for _, listed := range [][]int32{{1000}, {1000, 1001}, {1000, 1001, 1002}, {1000, 1001, 1002, 1003}} {
+		l := leaders{mode: Forward, listed: listed}
+		for _, leader := range listed {
+			replicas, isr := l.replicas(inSync, leader)
+			if want := min(len(listed), 3); len(replicas) != want || len(isr) != want {
+				t.Errorf("%d proxies: replicas %v isr %v; want %d of each", len(listed), replicas, isr, want)
+			}
+			if !slices.Contains(isr, leader) {
+				t.Errorf("%d proxies, leader %d: not in ISR %v", len(listed), leader, isr)
+			}
+			for _, id := range replicas {
+				if !slices.Contains(listed, id) {
+					t.Errorf("replica %d is not a listed broker %v", id, listed)
+				}
+			}
+		}
+	}
+}
+
+// checkReplicasListed fails unless every leader, replica and ISR id in resp is a
+// broker resp lists.
+func checkReplicasListed(t *testing.T, resp *kmsg.MetadataResponse) {
+	t.Helper()
+	ids := brokerIDs(resp)
+	for _, mt := range resp.Topics {
+		for _, part := range mt.Partitions {
+			for _, id := range slices.Concat([]int32{part.Leader}, part.Replicas, part.ISR) {
+				if !slices.Contains(ids, id) {
+					t.Fatalf("partition %d names broker %d (leader %d, replicas %v, isr %v); brokers listed: %v",
+						part.Partition, id, part.Leader, part.Replicas, part.ISR, ids)
+				}
+			}
+		}
 	}
 }

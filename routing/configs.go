@@ -12,65 +12,68 @@ import (
 // TopicConfig describes one topic configuration Strait honours: its Kafka name,
 // its default and how a value is checked.
 type TopicConfig struct {
-	Name      string
-	Default   string
-	Type      string // Kafka's config type: "int", "long", "double", "string", "list", ...
-	Doc       string
-	Sensitive bool
-	validate  func(string) error
+	Name string
+	// BrokerName is the broker setting Kafka takes the cluster's default from (its
+	// topic config synonym), as a broker's DescribeConfigs shows it.
+	BrokerName string
+	Default    string
+	Type       string // Kafka's config type: "int", "long", "double", "string", "list", ...
+	Doc        string
+	Sensitive  bool
+	validate   func(string) error
 }
 
 // topicConfigs lists what Strait acts on, with Kafka's names and defaults. Accepting a
 // setting that does nothing would mislead the operator, so anything else is refused.
 var topicConfigs = []TopicConfig{
-	{Name: "cleanup.policy", Default: "delete", Type: "list",
+	{Name: "cleanup.policy", BrokerName: "log.cleanup.policy", Default: "delete", Type: "list",
 		Doc:      "delete: remove old segments by retention.ms and retention.bytes; compact: keep the latest record per key; or both.",
 		validate: cleanupPolicy},
-	{Name: "compression.type", Default: "producer", Type: "string",
+	{Name: "compression.type", BrokerName: "compression.type", Default: "producer", Type: "string",
 		Doc:      "Stored as given; Strait keeps batches as the producer compressed them and does not recompress.",
 		validate: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
-	{Name: "delete.retention.ms", Default: "86400000", Type: "long",
+	{Name: "delete.retention.ms", BrokerName: "log.cleaner.delete.retention.ms", Default: "86400000", Type: "long",
 		Doc:      "How long a compacted topic keeps tombstones after its segment was cleaned.",
 		validate: intRange(0, math.MaxInt64)},
-	{Name: "flush.messages", Default: "9223372036854775807", Type: "long",
+	{Name: "flush.messages", BrokerName: "log.flush.interval.messages", Default: "9223372036854775807", Type: "long",
 		Doc:      "Fsync the log after this many messages. The default never forces a flush: durability comes from replication.",
 		validate: intRange(1, math.MaxInt64)},
-	{Name: "flush.ms", Default: "9223372036854775807", Type: "long",
+	{Name: "flush.ms", BrokerName: "log.flush.interval.ms", Default: "9223372036854775807", Type: "long",
 		Doc:      "Fsync the log when this long has passed since the last flush. The default never forces one.",
 		validate: intRange(0, math.MaxInt64)},
-	{Name: "index.interval.bytes", Default: "4096", Type: "int",
+	{Name: "index.interval.bytes", BrokerName: "log.index.interval.bytes", Default: "4096", Type: "int",
 		Doc:      "Bytes of log between two entries of the sparse offset index.",
 		validate: intRange(0, math.MaxInt32)},
-	{Name: "max.message.bytes", Default: "1048588", Type: "int",
+	{Name: "max.message.bytes", BrokerName: "message.max.bytes", Default: "1048588", Type: "int",
 		Doc:      "The largest record batch a producer may write.",
 		validate: intRange(0, math.MaxInt32)},
-	{Name: "message.timestamp.type", Default: "CreateTime", Type: "string",
+	{Name: "message.timestamp.type", BrokerName: "log.message.timestamp.type", Default: "CreateTime", Type: "string",
 		Doc:      "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the time they were appended.",
 		validate: oneOf("CreateTime", "LogAppendTime")},
-	{Name: "min.cleanable.dirty.ratio", Default: "0.5", Type: "double",
+	{Name: "min.cleanable.dirty.ratio", BrokerName: "log.cleaner.min.cleanable.ratio", Default: "0.5", Type: "double",
 		Doc:      "Compact a log once this fraction of it has not been compacted yet.",
 		validate: floatRange(0, 1)},
-	{Name: "min.compaction.lag.ms", Default: "0", Type: "long",
+	{Name: "min.compaction.lag.ms", BrokerName: "log.cleaner.min.compaction.lag.ms", Default: "0", Type: "long",
 		Doc:      "A record stays uncompacted for at least this long.",
 		validate: intRange(0, math.MaxInt64)},
-	{Name: "min.insync.replicas", Default: "1", Type: "int",
+	{Name: "min.insync.replicas", BrokerName: "min.insync.replicas", Default: "1", Type: "int",
 		Doc:      "acks=all writes fail with NOT_ENOUGH_REPLICAS while fewer replicas are in sync.",
 		validate: intRange(1, math.MaxInt32)},
-	{Name: "retention.bytes", Default: "-1", Type: "long",
+	{Name: "retention.bytes", BrokerName: "log.retention.bytes", Default: "-1", Type: "long",
 		Doc:      "Delete the oldest segments while a partition is larger than this; -1 keeps everything.",
 		validate: intRange(-1, math.MaxInt64)},
-	{Name: "retention.ms", Default: "604800000", Type: "long",
+	{Name: "retention.ms", BrokerName: "log.retention.ms", Default: "604800000", Type: "long",
 		Doc:      "Delete segments whose newest record is older than this; -1 keeps everything.",
 		validate: intRange(-1, math.MaxInt64)},
-	{Name: UncleanLeaderElectionEnable, Default: "false", Type: "boolean",
+	{Name: UncleanLeaderElectionEnable, BrokerName: UncleanLeaderElectionEnable, Default: "false", Type: "boolean",
 		Doc: "Whether a replica outside the ISR may become leader when no ISR member is live. " +
 			"That brings the partition back sooner at the cost of losing every record the ISR held " +
 			"and the new leader lacks, acknowledged acks=all writes included. Off by default, as in Kafka since 0.11.",
 		validate: boolean},
-	{Name: "segment.bytes", Default: "1073741824", Type: "int",
+	{Name: "segment.bytes", BrokerName: "log.segment.bytes", Default: "1073741824", Type: "int",
 		Doc:      "Roll the active segment once it reaches this size.",
 		validate: intRange(14, math.MaxInt32)},
-	{Name: "segment.ms", Default: "604800000", Type: "long",
+	{Name: "segment.ms", BrokerName: "log.roll.ms", Default: "604800000", Type: "long",
 		Doc:      "Roll the active segment once its first record is this old, so retention can act on it.",
 		validate: intRange(1, math.MaxInt64)},
 }

@@ -10,6 +10,8 @@
 #                                                   Debian package: python3-confluent-kafka
 #   redis-server             (routing's Redis store tests, e2e clusters)
 #                                                   Debian package: redis-server
+#   node, npm                (TestClientKafkaJS, which installs kafkajs itself)
+#                                                   Debian packages: nodejs, npm
 set -euo pipefail
 
 # NEEDED lists "check-command|debian-package" pairs. A check command that exits 0
@@ -18,6 +20,8 @@ NEEDED=(
 	"command -v kcat|kcat"
 	"command -v redis-server|redis-server"
 	"/usr/bin/python3 -c 'import confluent_kafka'|python3-confluent-kafka"
+	"command -v node|nodejs"
+	"command -v npm|npm"
 )
 
 missing=()
