@@ -30,7 +30,7 @@ func (s *Server) deleteRecords(req *kmsg.DeleteRecordsRequest) kmsg.Response {
 				}
 				if err == nil {
 					sp.LowWatermark, err = r.log.DeleteRecordsBefore(offset)
-					r.changes.Add(1) // the log start moved: followers follow it
+					r.changed() // the log start moved: followers follow it
 				}
 				if err != nil {
 					err = fmt.Errorf("delete records of %s-%d before %d: %w", rt.Topic, rp.Partition, offset, err)

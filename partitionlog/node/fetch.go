@@ -29,17 +29,18 @@ import (
 // of segment files, which the wire server sends with sendfile.
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
 	if req.Version < 7 || (req.SessionID == 0 && req.SessionEpoch == -1) {
-		return s.longPoll(ctx, req, nil, func() *fetchRead { return s.readFetch(req) })
+		return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req) })
 	}
 	if req.SessionEpoch == -1 { // close the session, then fetch without one
 		s.sessions.close(req.SessionID)
-		return s.longPoll(ctx, req, nil, func() *fetchRead { return s.readFetch(req) })
+		return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req) })
 	}
 	var sess *fetchSession
 	full := req.SessionEpoch == 0
 	if full {
 		if sess = s.sessions.open(req.SessionID, req.ReplicaID, time.Now()); sess == nil {
-			return s.longPoll(ctx, req, nil, func() *fetchRead { return s.readFetch(req) }) // cache full: no session
+			// The cache is full: no session.
+			return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req) })
 		}
 	} else {
 		var code int16
@@ -53,18 +54,19 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		return sessionError(req, kerr.InvalidFetchSessionEpoch.Code)
 	}
 	sess.update(req)
-	resp := s.longPoll(ctx, req, sess.closed, func() *fetchRead { return s.readSession(req, sess, full) })
+	resp := s.longPoll(ctx, req, sess.closed, sess.wait, func() *fetchRead { return s.readSession(req, sess, full) })
 	sess.epoch = nextSessionEpoch(sess.epoch)
 	sess.lastUsed = time.Now()
 	return resp
 }
 
 // longPoll reads until MinBytes are there, a partition failed, MaxWaitMillis passed, the
-// request's context ended or abort closed, and returns the last read.
-func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, abort <-chan struct{}, read func() *fetchRead) kmsg.Response {
+// request's context ended or abort closed, and returns the last read. After a read short
+// of MinBytes it waits for the channel news returned before that read.
+func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, abort <-chan struct{}, news func() <-chan struct{}, read func() *fetchRead) kmsg.Response {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		ready := s.readable.wait() // taken before reading so no append slips between
+		ready := news() // taken before reading so no append slips between
 		f := read()
 		wait := time.Until(deadline)
 		if f.size >= int(req.MinBytes) || f.failed || f.redirected || wait <= 0 || ctx.Err() != nil || isClosed(abort) {
@@ -167,26 +169,36 @@ func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
 }
 
 // readSession reads a session's partitions: every one for a full fetch, else those with
-// news since the session's last answer. The cheap test for news (offsets compared, no
-// read) runs first, so an idle partition costs a few loads per pass.
+// news since the session's last answer. It looks only at pending partitions (those named
+// by this request, marked by their replica since the last pass, or with news not yet
+// answered), all of them only when the metadata changed; the cheap test for news
+// (offsets compared, no read) runs first.
 func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bool) *fetchRead {
 	f := &fetchRead{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	f.resp.SessionID = sess.id
 	snap := s.view.Snapshot()
-	if sess.routedAt != snap.Version {
-		sess.routedAt = snap.Version
-		for _, sp := range sess.partitions {
+	sess.takeMarked()
+	if routes := (routesVersion{snap.Version, s.reconciled.Load()}); sess.routedAt != routes {
+		sess.routedAt = routes
+		for _, sp := range sess.order {
 			sp.route, sp.routeErr, sp.quiet = nil, nil, false
 		}
+		sess.pendAll()
+	} else if full {
+		sess.pendAll()
 	}
 	s.reportIdle(sess)
 	rd := readerOf(req)
 	budget := fetchBudget(req)
 	topics := map[string]int{} // topic -> index in f.resp.Topics
-	answered := 0
-	for _, key := range sess.order {
-		sp := sess.partitions[key]
-		s.route(snap, rd, key, sp)
+	filled := 0                // pending partitions up to the one that used the budget up
+	kept := sess.pending[:0]
+	for _, sp := range sess.pending {
+		if sp.forgotten {
+			sp.pending = false
+			continue
+		}
+		s.route(snap, rd, sp)
 		if sp.unreported && sp.route != nil {
 			// A follower's new position may advance the high watermark, news in itself.
 			sp.unreported = false
@@ -195,36 +207,43 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 			}
 		}
 		if !full && !sp.hasNews(req.ReplicaID) {
+			sp.pending = false // until its replica marks it again
 			continue
 		}
-		out, n := s.readPartition(f, snap, rd, key.topic, sp.request, min(sp.request.PartitionMaxBytes, budget), f.size == 0)
+		kept = append(kept, sp)
+		out, n := s.readPartition(f, snap, rd, sp.key.topic, sp.request, min(sp.request.PartitionMaxBytes, budget), f.size == 0)
 		f.size += n
+		if budget > 0 {
+			filled = len(kept)
+		}
 		budget -= int32(n)
 		f.failed = f.failed || (out.ErrorCode != 0 && out.ErrorCode != sp.sentError)
 		f.commits = append(f.commits, sp.sent(out))
-		i, ok := topics[key.topic]
+		i, ok := topics[sp.key.topic]
 		if !ok {
 			i = len(f.resp.Topics)
-			topics[key.topic] = i
+			topics[sp.key.topic] = i
 			st := kmsg.NewFetchResponseTopic()
-			st.Topic = key.topic
+			st.Topic = sp.key.topic
 			f.resp.Topics = append(f.resp.Topics, st)
 		}
 		f.resp.Topics[i].Partitions = append(f.resp.Topics[i].Partitions, out)
-		answered++
 	}
+	clear(sess.pending[len(kept):])
+	sess.pending = kept
 	if budget <= 0 {
-		f.commits = append(f.commits, func() { sess.rotate(answered) })
+		f.commits = append(f.commits, func() { sess.rotate(filled) })
 	}
 	return f
 }
 
-// route finds the replica a session partition reads from, once per metadata version.
-func (s *Server) route(snap *routing.Snapshot, rd reader, key partitionKey, sp *sessionPartition) {
+// route finds the replica a session partition reads from, once per metadata version,
+// and watches it for news.
+func (s *Server) route(snap *routing.Snapshot, rd reader, sp *sessionPartition) {
 	if sp.route != nil || sp.routeErr != nil {
 		return
 	}
-	r, p, err := s.lookupReplica(snap, key.topic, key.index, rd.anyReplica)
+	r, p, err := s.lookupReplica(snap, sp.key.topic, sp.key.index, rd.anyReplica)
 	if err == nil {
 		err = checkLeaderEpoch(sp.request.CurrentLeaderEpoch, p.LeaderEpoch)
 	}
@@ -232,6 +251,7 @@ func (s *Server) route(snap *routing.Snapshot, rd reader, key partitionKey, sp *
 	if err != nil {
 		sp.route = nil
 	}
+	sp.watchRoute()
 }
 
 // hasNews reports whether the partition has something its fetcher has not been told:

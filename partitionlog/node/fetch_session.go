@@ -2,7 +2,9 @@ package node
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,20 +49,38 @@ type fetchSession struct {
 	replicaID int32
 	closed    chan struct{} // closed when the session is closed or evicted
 
+	// news is where replicas mark the session's partitions that changed (fetch_news.go);
+	// wake tells the session's long-polling fetch.
+	news struct {
+		sync.Mutex
+		marked []*sessionPartition
+	}
+	wake chan struct{}
+
 	mu         sync.Mutex
 	epoch      int32 // the epoch the next request must carry
 	lastUsed   time.Time
 	partitions map[partitionKey]*sessionPartition
-	order      []partitionKey // answer order; rotated so no partition starves under MaxBytes
-	// routedAt is the metadata version the partitions' routes were checked at.
-	routedAt int64
+	order      []*sessionPartition // the order a rescan looks at the partitions in
+	// pending are the partitions a pass looks at: marked since, or with news not yet
+	// found answered; rotated so none starves under MaxBytes.
+	pending []*sessionPartition
+	// routedAt is when the partitions' routes were checked.
+	routedAt routesVersion
 	// refreshedAt is when every partition's fetch position was last reported to its
 	// leader state, unlisted ones included (see reportIdle).
 	refreshedAt time.Time
 }
 
-// sessionPartition is one partition of a session.
+// routesVersion is what routes depend on: the metadata, and the replicas open here,
+// which Reconcile opens and closes after the metadata changed.
+type routesVersion struct{ metadata, reconciled int64 }
+
+// sessionPartition is one partition of a session. Its fields are the session's (guarded
+// by session.mu), but for marked, which replicas set.
 type sessionPartition struct {
+	key     partitionKey
+	session *fetchSession
 	request kmsg.FetchRequestTopicPartition // the fetcher's latest position and limits
 	// What the last answer said, so unchanged partitions can be left out.
 	sentHighWatermark int64
@@ -76,6 +96,13 @@ type sessionPartition struct {
 	// it has none while the count stays there.
 	quiet       bool
 	seenChanges uint64
+	// watched is the replica this partition watches for news (fetch_news.go).
+	watched *replica
+	// marked: queued in session.news. pending: in session.pending. forgotten: no
+	// longer in the session.
+	marked    atomic.Bool
+	pending   bool
+	forgotten bool
 }
 
 func newFetchSessions() *fetchSessions {
@@ -96,6 +123,7 @@ func (fs *fetchSessions) open(id, replicaID int32, now time.Time) *fetchSession 
 	sess := &fetchSession{
 		replicaID:   replicaID,
 		closed:      make(chan struct{}),
+		wake:        make(chan struct{}, 1),
 		epoch:       0, // the full fetch that opens it; the next one must carry 1
 		lastUsed:    now,
 		partitions:  make(map[partitionKey]*sessionPartition),
@@ -129,6 +157,7 @@ func (fs *fetchSessions) closeLocked(id int32) {
 	if sess, ok := fs.mu.byID[id]; ok {
 		delete(fs.mu.byID, id)
 		close(sess.closed)
+		go sess.unwatchAll() // once its fetch in progress, if any, has seen closed
 	}
 }
 
@@ -167,20 +196,23 @@ func (sess *fetchSession) update(req *kmsg.FetchRequest) {
 			key := partitionKey{rt.Topic, rp.Partition}
 			sp, ok := sess.partitions[key]
 			if !ok {
-				sp = &sessionPartition{sentHighWatermark: -1, sentLogStart: -1}
+				sp = &sessionPartition{key: key, session: sess, sentHighWatermark: -1, sentLogStart: -1}
 				sess.partitions[key] = sp
-				sess.order = append(sess.order, key)
+				sess.order = append(sess.order, sp)
 			}
 			sp.request = rp
 			sp.route, sp.routeErr, sp.unreported, sp.quiet = nil, nil, true, false
+			sess.pend(sp)
 		}
 	}
 	for _, ft := range req.ForgottenTopics {
 		for _, index := range ft.Partitions {
 			key := partitionKey{ft.Topic, index}
-			if _, ok := sess.partitions[key]; ok {
+			if sp, ok := sess.partitions[key]; ok {
 				delete(sess.partitions, key)
-				sess.removeFromOrder(key)
+				sess.removeFromOrder(sp)
+				sp.forgotten = true
+				sp.unwatch()
 			}
 		}
 	}
@@ -195,20 +227,17 @@ func nextSessionEpoch(epoch int32) int32 {
 	return epoch + 1
 }
 
-func (sess *fetchSession) removeFromOrder(key partitionKey) {
-	for i, k := range sess.order {
-		if k == key {
-			sess.order = append(sess.order[:i], sess.order[i+1:]...)
-			return
-		}
+func (sess *fetchSession) removeFromOrder(sp *sessionPartition) {
+	if i := slices.Index(sess.order, sp); i >= 0 {
+		sess.order = slices.Delete(sess.order, i, i+1)
 	}
 }
 
-// rotate moves the first n partitions of the answer order to its end, so the next answer
-// starts with those that were left out or came last.
+// rotate moves the first n pending partitions to the end, so the next answer starts
+// with those that were left out of this one or came last in it.
 func (sess *fetchSession) rotate(n int) {
-	if n <= 0 || n >= len(sess.order) {
+	if n <= 0 || n >= len(sess.pending) {
 		return
 	}
-	sess.order = append(sess.order[n:], sess.order[:n]...)
+	sess.pending = append(sess.pending[n:], sess.pending[:n]...)
 }

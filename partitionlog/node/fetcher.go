@@ -294,7 +294,7 @@ func (f *fetcher) apply(key partitionKey, st *fetchState, got kmsg.FetchResponse
 		defer func() {
 			if r.log.HighWatermark() != hwBefore || r.log.StartOffset() != startBefore {
 				// News for consumers reading from this follower (KIP-392).
-				r.changes.Add(1)
+				r.changed()
 				r.readable.notify()
 			}
 		}()

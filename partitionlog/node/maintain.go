@@ -45,7 +45,7 @@ func (s *Server) enforceRetention(key partitionKey, r *replica, t *routing.Topic
 	}
 	deleted, err := r.log.EnforceRetention(time.Now())
 	if deleted > 0 {
-		r.changes.Add(1) // the log start moved: followers follow it
+		r.changed() // the log start moved: followers follow it
 	}
 	switch {
 	case err != nil && !errors.Is(err, partitionlog.ErrClosed):

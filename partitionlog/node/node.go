@@ -87,11 +87,14 @@ type Server struct {
 	// moved.
 	readable broadcast
 	sessions *fetchSessions // incremental fetch sessions (KIP-227) of fetchers reading here
-	records  *topicRecords  // topics as the Store described them, to republish if it loses them
-	peers    *wire.Pool     // to other nodes, for replication
-	isrKick  chan struct{}
-	ctx      context.Context // ends at Close; follower fetchers run under it
-	cancel   context.CancelFunc
+	// reconciled counts the Reconcile runs: routes to replicas found before the last one
+	// may be stale.
+	reconciled atomic.Int64
+	records    *topicRecords // topics as the Store described them, to republish if it loses them
+	peers      *wire.Pool    // to other nodes, for replication
+	isrKick    chan struct{}
+	ctx        context.Context // ends at Close; follower fetchers run under it
+	cancel     context.CancelFunc
 	// background counts Run, the goroutines it starts and the fetchers, so Close can
 	// wait for them; none starts once stopping is set.
 	background struct {
@@ -137,8 +140,9 @@ type replica struct {
 	state         leadership
 	// changes counts what fetchers of this partition may want to hear of: appends,
 	// high-watermark and log-start moves. A fetch session skips a partition whose count
-	// did not move since it last looked, so an idle partition costs one load per pass.
-	changes atomic.Uint64
+	// did not move since it last looked. Moved by changed, which tells watchers.
+	changes  atomic.Uint64
+	watchers watchers // the fetch session partitions reading this one (fetch_news.go)
 }
 
 // New returns a node server; call Reconcile once before serving, then Run.
@@ -250,6 +254,8 @@ func (s *Server) Reconcile() error {
 		}
 	}
 	errs = append(errs, s.removeStrayDirs(snap), s.records.forget(snap))
+	s.reconciled.Add(1)
+	s.sessions.wakeAll() // new routes: each session looks at all its partitions again
 	return errors.Join(errs...)
 }
 

@@ -42,17 +42,17 @@ func (s *Server) applyRole(key partitionKey, r *replica, p routing.Partition) {
 	if p.LeaderEpoch < st.leaderEpoch {
 		return // an older snapshot than the one this role came from
 	}
-	defer r.changes.Add(1) // a new role or ISR may change what fetchers are told
 	switch {
 	case p.Leader == s.cfg.ID && (st.role != roleLeader || st.leaderEpoch != p.LeaderEpoch):
 		s.becomeLeaderLocked(key, r, p)
-	case p.Leader == s.cfg.ID:
-		if !slices.Equal(st.leader.ISR(), p.ISR) {
-			st.leader.Committed(p.ISR) // the controller changed it (a node failed)
-		}
+	case p.Leader == s.cfg.ID && !slices.Equal(st.leader.ISR(), p.ISR):
+		st.leader.Committed(p.ISR) // the controller changed it (a node failed)
 	case p.Leader != s.cfg.ID && (st.role != roleFollower || st.leaderEpoch != p.LeaderEpoch):
 		s.becomeFollowerLocked(key, r, p)
+	default:
+		return // lookups apply the role they find too: most find it applied
 	}
+	r.changed() // a new role or ISR may change what fetchers are told
 }
 
 func (s *Server) becomeLeaderLocked(key partitionKey, r *replica, p routing.Partition) {
@@ -129,7 +129,7 @@ func (r *replica) leaderISR() ([]int32, error) {
 func (r *replica) appended(end int64) {
 	r.state.mu.Lock()
 	defer r.state.mu.Unlock()
-	r.changes.Add(1)
+	r.changed()
 	if r.state.leader != nil && r.state.leader.LocalAppended(end, time.Now()) {
 		r.publishHighWatermarkLocked()
 	}
@@ -151,7 +151,7 @@ func (r *replica) followerFetched(follower int32, fetchOffset int64) (outOfISR b
 
 func (r *replica) publishHighWatermarkLocked() {
 	r.log.SetHighWatermark(r.state.leader.HighWatermark())
-	r.changes.Add(1)
+	r.changed()
 	r.state.hwAdvanced.notify()
 	r.readable.notify() // consumers long-polling up to the high watermark
 }
