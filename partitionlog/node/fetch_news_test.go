@@ -18,7 +18,7 @@ func TestFetchSessionLooksAtChangedPartitionsOnly(t *testing.T) {
 	c.createTopic(t, "wide", partitions, 1)
 	c.createTopic(t, "elsewhere", 1, 1)
 	cl, fetcher := dial(t, c.nodes[1].addr), dial(t, c.nodes[1].addr) // a connection answers in order
-	for i := range int32(partitions) { // opens every replica on node 1
+	for i := range int32(partitions) {                                // opens every replica on node 1
 		c.produceTo(t, cl, "wide", i, 1)
 	}
 	c.produceTo(t, cl, "elsewhere", 0, 1)
