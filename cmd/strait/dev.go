@@ -50,6 +50,7 @@ type devConfig struct {
 	Rack                 string
 	NodeRacks            string   // --node-racks as given
 	nodeRacks            []string // by node, in id order; nil when not given
+	Telemetry            telemetryFlags
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -74,6 +75,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	maxNodePartitionsFlag(fs, &c.MaxNodePartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
 	fs.StringVar(&c.NodeRacks, "node-racks", "", "racks of the nodes, comma-separated, one per node in id order (a,b,c for --nodes 3): consumers that set client.rack read from the replica in theirs rather than the leader (KIP-392)")
+	c.Telemetry.flags(fs)
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -113,6 +115,9 @@ func (c *devConfig) validate() error {
 		return err
 	}
 	if err := validateUpstream(c.UpstreamConns); err != nil {
+		return err
+	}
+	if err := c.Telemetry.validate(); err != nil {
 		return err
 	}
 	if c.NodeRacks != "" {
@@ -188,7 +193,7 @@ func startDev(ctx context.Context, cfg devConfig, logger *slog.Logger) (*dev, er
 
 func (d *dev) start(ctx context.Context, cfg devConfig) error {
 	var err error
-	d.telemetry, d.admin, err = startObservability("dev", "dev", cfg.Admin, d.logger, &d.ready)
+	d.telemetry, d.admin, err = startObservability(cfg.Telemetry.config("dev", "dev"), cfg.Admin, d.logger, &d.ready)
 	if err != nil {
 		return err
 	}

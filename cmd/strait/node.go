@@ -31,6 +31,7 @@ type nodeConfig struct {
 	LagTimeMax     time.Duration
 	MaxPartitions  int
 	Rack           string
+	Telemetry      telemetryFlags
 }
 
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
@@ -46,6 +47,7 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 	maxNodePartitionsFlag(fs, &c.MaxPartitions)
 	fs.StringVar(&c.Rack, "rack", "", "the rack or zone this node runs in (broker.rack): consumers that set the same client.rack read its replicas rather than the leader's (KIP-392)")
+	c.Telemetry.flags(fs)
 }
 
 // maxNodePartitionsFlag is the partitions a node may hold, for `strait node` and `strait dev`.
@@ -65,6 +67,9 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--replica-lag-time-max %s: must be positive", c.LagTimeMax)
 	case c.MaxPartitions < 0:
 		return fmt.Errorf("--max-node-partitions %d: must not be negative (0: sized from the file descriptor limit)", c.MaxPartitions)
+	}
+	if err := c.Telemetry.validate(); err != nil {
+		return err
 	}
 	return c.Limits.validate()
 }
@@ -92,7 +97,7 @@ func runNode(args []string) error {
 func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) (func(context.Context) error, error) {
 	var ready atomic.Bool
 	instance := fmt.Sprintf("node-%d", cfg.ID)
-	tel, admin, err := startObservability("node", instance, cfg.Admin, logger, &ready)
+	tel, admin, err := startObservability(cfg.Telemetry.config("node", instance), cfg.Admin, logger, &ready)
 	if err != nil {
 		return nil, err
 	}

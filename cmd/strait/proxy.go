@@ -34,6 +34,7 @@ type proxyConfig struct {
 	MaxClusterPartitions int
 	Mode                 string
 	Rack                 string
+	Telemetry            telemetryFlags
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -49,6 +50,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 	replicationFlags(fs, &c.ReplicationFactor, 1, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 	modeFlags(fs, &c.Mode, &c.Rack)
+	c.Telemetry.flags(fs)
 }
 
 // modeFlags are a proxy's mode and rack, for `strait proxy` and `strait dev`.
@@ -77,6 +79,9 @@ func (c *proxyConfig) validate() error {
 	if err := validateUpstream(c.UpstreamConns); err != nil {
 		return err
 	}
+	if err := c.Telemetry.validate(); err != nil {
+		return err
+	}
 	return c.Limits.validate()
 }
 
@@ -102,7 +107,7 @@ func runProxy(args []string) error {
 // startProxyCommand runs a proxy of a cluster whose metadata is in Redis.
 func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger) (func(context.Context) error, error) {
 	var ready atomic.Bool
-	tel, admin, err := startObservability("proxy", cfg.Listen, cfg.Admin, logger, &ready)
+	tel, admin, err := startObservability(cfg.Telemetry.config("proxy", cfg.Listen), cfg.Admin, logger, &ready)
 	if err != nil {
 		return nil, err
 	}
