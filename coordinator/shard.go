@@ -168,7 +168,7 @@ func (s *shard) load() bool {
 			break
 		}
 	}
-	s.c.logger.Info("loaded consumer groups", "partition", s.index, "records", records,
+	s.c.logger.Debug("loaded consumer groups", "partition", s.index, "records", records,
 		"groups", len(s.classic), "took", time.Since(started).Round(time.Millisecond))
 	return true
 }

@@ -133,7 +133,7 @@ func (a *AdminServer) Start() error {
 	a.mu.ln = ln
 	a.mu.done = make(chan struct{})
 	go a.serve(ln, a.mu.done)
-	a.logger.Info("admin server listening", "addr", ln.Addr().String())
+	a.logger.Debug("admin server listening", "addr", ln.Addr().String()) // the process's ready line names it
 	return nil
 }
 

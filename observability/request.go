@@ -386,3 +386,21 @@ func (r *observedRequest) finish(bytesIn, bytesOut int, err error) {
 	r.inst.bytesReceived.Add(r.ctx, int64(bytesIn), r.tierOnly)
 	r.inst.bytesSent.Add(r.ctx, int64(bytesOut), r.tierOnly)
 }
+
+// noSpan is the span of a context that carries none: it records nothing.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// StartChild starts a span under the one ctx carries, from that span's provider, when
+// that span is recorded. Otherwise (tracing off, or the request not sampled) it returns
+// ctx and a span that records nothing, and allocates nothing: the work a child span
+// would describe costs no more than it did.
+func StartChild(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() {
+		return ctx, noSpan
+	}
+	return parent.TracerProvider().Tracer(scopeName).Start(ctx, name, opts...)
+}
+
+// scopeName is the instrumentation scope of the spans Strait's packages start.
+const scopeName = "github.com/strait-io/strait"

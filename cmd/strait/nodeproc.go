@@ -79,7 +79,8 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		Fenced:                 n.fenced,
 		Relay:                  opts.Relay,
 		RelayAPIs:              proxy.APIs(),
-	}, cache, n.logger)
+		Tracer:                 tracerIfOn(tel, "github.com/strait-io/strait/partitionlog/node"),
+	}, cache, logger) // the node names itself in its lines
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		return nil, fmt.Errorf("node %d: open partitions: %w", opts.ID, err)
 	}
 	n.server = srv
-	n.logger.Info("node recovered its partitions", "took", time.Since(started).Round(time.Millisecond), "addr", opts.Advertise)
+	n.logger.Debug("node recovered its partitions", "took", time.Since(started).Round(time.Millisecond), "addr", opts.Advertise)
 	go srv.Run(ctx)
 	go n.keepRegistered(ctx)
 	n.wire = &wire.Server{

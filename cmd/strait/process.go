@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
@@ -298,4 +299,13 @@ func observeUpstream(tel *observability.Telemetry, stats func() wire.PoolStats) 
 		st := stats()
 		return observability.UpstreamStats{Conns: st.Conns, Dials: st.Dials, DialErrors: st.DialErrors}
 	})
+}
+
+// tracerIfOn returns a tracer of the named scope for the spans a component starts on
+// its own (not under a request's), or nil with tracing off, which skips them.
+func tracerIfOn(tel *observability.Telemetry, scope string) trace.Tracer {
+	if !tel.Tracing() {
+		return nil
+	}
+	return tel.Tracer(scope)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/partitionlog"
@@ -69,6 +70,9 @@ type Config struct {
 	// which the node advertises for them. Nil Relay: the node serves APIs alone.
 	Relay     Relay
 	RelayAPIs wire.APITable
+	// Tracer starts the spans of this node's own work, such as its fetches as a
+	// follower; nil when tracing is off, which skips them.
+	Tracer trace.Tracer
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.
