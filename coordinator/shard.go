@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/coordinator/classic"
 	"github.com/strait-io/strait/coordinator/consumer"
@@ -34,6 +35,10 @@ type shard struct {
 	persisted  []string             // the groups whose records are in persist
 	replies    []pendingReply
 	timer      *time.Timer
+	// eventSpan is the span of the request whose event runs, nil for a timer's.
+	eventSpan trace.Span
+	// rebalances are the open spans of classic groups' rebalances (traceRebalances).
+	rebalances map[string]trace.Span
 }
 
 func newShard(c *Coordinator, index int32) *shard {
@@ -47,6 +52,7 @@ func newShard(c *Coordinator, index int32) *shard {
 		consumer:   make(map[string]*consumer.Group),
 		table:      offsets.NewTable(),
 		emptySince: make(map[string]time.Time),
+		rebalances: make(map[string]trace.Span),
 	}
 }
 
@@ -76,6 +82,8 @@ func (s *shard) run() {
 			s.expire(time.Now())
 		}
 		s.flush()
+		s.traceRebalances(time.Now())
+		s.eventSpan = nil
 		s.rearm()
 	}
 }
@@ -108,6 +116,7 @@ func do[T any](ctx context.Context, s *shard, fn func(reply func(T))) (T, error)
 // onWriteFailure() instead (Kafka answers SyncGroup COORDINATOR_NOT_AVAILABLE then).
 func doOr[T any](ctx context.Context, s *shard, onWriteFailure func() T, fn func(reply func(T))) (T, error) {
 	ch := make(chan T, 1)
+	span := trace.SpanFromContext(ctx)
 	reply := func(v T) {
 		r := pendingReply{send: func() { ch <- v }}
 		if onWriteFailure != nil {
@@ -117,7 +126,7 @@ func doOr[T any](ctx context.Context, s *shard, onWriteFailure func() T, fn func
 	}
 	var zero T
 	select {
-	case s.inbox <- func() { fn(reply) }:
+	case s.inbox <- func() { s.eventSpan = span; fn(reply) }:
 	case <-s.done:
 		return zero, errNotCoordinator
 	case <-ctx.Done():
@@ -202,7 +211,7 @@ func (s *shard) sleep(d time.Duration) bool {
 func (s *shard) flush() {
 	failed := false
 	if len(s.persist) > 0 {
-		if err := s.write(s.persist); err != nil {
+		if err := s.write(s.eventParent(), s.persist); err != nil {
 			failed = true
 			s.c.logger.Error("writing group metadata to __consumer_offsets failed; the groups rebalance and members retry", "partition", s.index, "err", err)
 			for _, id := range s.persisted {
@@ -224,14 +233,19 @@ func (s *shard) flush() {
 	}
 }
 
-// write appends records to the partition with acks=all.
-func (s *shard) write(kvs []offsets.KV) error {
+// write appends records to the partition with acks=all, in a span under parent when
+// that is recorded. The write is not the request's to cancel: it may be an event's
+// that other members wait for.
+func (s *shard) write(parent trace.Span, kvs []offsets.KV) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.c.log.Append(ctx, s.index, offsets.Batch(kvs, time.Now())); err != nil {
-		return fmt.Errorf("append to %s-%d: %w", OffsetsTopic, s.index, err)
+	ctx, span := s.startWrite(ctx, parent, len(kvs))
+	err := s.c.log.Append(ctx, s.index, offsets.Batch(kvs, time.Now()))
+	if err != nil {
+		err = fmt.Errorf("append to %s-%d: %w", OffsetsTopic, s.index, err)
 	}
-	return nil
+	endWrite(span, err)
+	return err
 }
 
 // tick lets every group act on timeouts that have passed.
@@ -325,7 +339,7 @@ func (s *shard) expireOffsets(now time.Time) {
 	if len(kvs) == 0 {
 		return
 	}
-	if err := s.write(kvs); err != nil {
+	if err := s.write(noSpan, kvs); err != nil {
 		s.c.logger.Warn("expiring committed offsets failed; will retry", "partition", s.index, "err", err)
 		return
 	}
@@ -348,7 +362,7 @@ func (s *shard) removeEmptyGroups() {
 		}
 	}
 	if len(kvs) > 0 {
-		if err := s.write(kvs); err != nil {
+		if err := s.write(noSpan, kvs); err != nil {
 			s.c.logger.Warn("removing empty groups failed; will retry", "partition", s.index, "err", err)
 			return
 		}

@@ -68,12 +68,13 @@ type proxyProcess struct {
 	loops     sync.WaitGroup
 	wire      *wire.Server
 	logger    *slog.Logger
+	tel       *observability.Telemetry
 }
 
 // startProxyProcess registers the proxy, starts its group coordinator once a node
 // exists to hold __consumer_offsets, and starts serving.
 func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Store, cache *routing.Cache, tel *observability.Telemetry, logger *slog.Logger) (*proxyProcess, error) {
-	pp := &proxyProcess{opts: opts, store: store, cache: cache, logger: logger.With("tier", "proxy")}
+	pp := &proxyProcess{opts: opts, store: store, cache: cache, logger: logger.With("tier", "proxy"), tel: tel}
 	if err := pp.register(ctx); err != nil {
 		return nil, err
 	}
@@ -172,6 +173,7 @@ func (pp *proxyProcess) startGroups(ctx context.Context) error {
 	cfg := coordinator.Config{
 		Partitions: int32(pp.opts.OffsetsPartitions),
 		Classic:    classic.Config{InitialRebalanceDelay: delay},
+		Tracer:     tracerIfOn(pp.tel, "github.com/strait-io/strait/coordinator"),
 	}
 	for logged := false; ; {
 		err := pp.proxy.StartGroups(ctx, cfg)
