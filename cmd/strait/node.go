@@ -106,7 +106,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
-	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
+	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, tel, admin)
 	if err != nil {
 		stopObservability(ctx, admin, tel)
 		return nil, err
@@ -155,10 +155,15 @@ type cluster struct {
 
 // connectCluster opens the Redis store (failing fast, naming the URL, if Redis does not
 // answer), starts the cached view, and reports the store in the admin server's readiness.
-func connectCluster(ctx context.Context, url, name string, logger *slog.Logger, admin *observability.AdminServer) (*cluster, error) {
+func connectCluster(ctx context.Context, url, name string, logger *slog.Logger, tel *observability.Telemetry, admin *observability.AdminServer) (*cluster, error) {
 	store, err := routing.NewRedisStore(ctx, url, name, logger)
 	if err != nil {
 		return nil, err
+	}
+	if observe, err := tel.ObserveRedisCalls(); err == nil {
+		store.ObserveCalls(observe)
+	} else {
+		logger.Warn("Redis call metrics are unavailable; running without them", "err", err)
 	}
 	c := &cluster{store: store}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

@@ -105,6 +105,9 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 	if err := observeConsumerReads(tel, opts.ID, srv.ConsumerReadStats); err != nil {
 		n.logger.Warn("consumer read metrics are unavailable; serving without them", "err", err)
 	}
+	if err := observePartitions(tel, opts.ID, srv); err != nil {
+		n.logger.Warn("partition metrics are unavailable; serving without them", "err", err)
+	}
 	go serve(n.wire, opts.Listener, n.logger)
 	return n, nil
 }

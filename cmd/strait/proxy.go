@@ -116,7 +116,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
-	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
+	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, tel, admin)
 	if err != nil {
 		stopObservability(ctx, admin, tel)
 		return nil, err

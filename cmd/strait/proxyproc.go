@@ -126,6 +126,12 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 	if err := observeUpstream(tel, p.UpstreamStats); err != nil {
 		pp.logger.Warn("upstream connection metrics are unavailable; serving without them", "err", err)
 	}
+	if err := observeCluster(tel, cache); err != nil {
+		pp.logger.Warn("cluster metrics are unavailable; serving without them", "err", err)
+	}
+	if err := observeGroups(tel, p); err != nil {
+		pp.logger.Warn("consumer group metrics are unavailable; serving without them", "err", err)
+	}
 	go serve(pp.wire, opts.Listener, pp.logger)
 	return pp, nil
 }
