@@ -283,6 +283,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		return err
 	}
 	d.admin.AddCheck(observabilityGroupsCheck(d.proxy))
+	serveClusterView(d.admin, clusterView{store: d.store, proxies: ownProxy(cfg.Advertise)})
 	d.relayTo.Store(d.proxy.proxy)
 	return nil
 }

@@ -133,6 +133,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
+	serveClusterView(admin, clusterView{store: c.store, proxies: liveProxies})
 	ready.Store(true)
 	logger.Info("strait node is ready", "id", cfg.ID, "listen", ln.Addr().String(), "advertise", advertise,
 		"admin", admin.Addr().String(), "data_dir", cfg.DataDir, "cluster", cfg.Cluster, "version", version)

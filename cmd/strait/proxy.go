@@ -142,6 +142,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		return nil, err
 	}
 	admin.AddCheck(observabilityGroupsCheck(pp))
+	serveClusterView(admin, clusterView{store: c.store, proxies: ownProxy(advertise)})
 	ready.Store(true)
 	logger.Info("strait proxy is ready: point Kafka clients at "+advertise, "id", pp.opts.ID, "listen", ln.Addr().String(),
 		"admin", admin.Addr().String(), "cluster", cfg.Cluster, "version", version)
