@@ -171,7 +171,7 @@ func (t *Telemetry) ObserveGroups(stats func(ctx context.Context) []GroupStats) 
 	}
 	members := gauge("strait.group.members", "{member}", "Members of a consumer group, reported by its coordinator.")
 	generation := gauge("strait.group.generation", "{generation}", "A classic group's generation, or a KIP-848 group's epoch.")
-	state := gauge("strait.group.state", "1", "1 for the state a consumer group is in, 0 for the others.")
+	state := gauge("strait.group.state", "{state}", "1 for the state a consumer group is in, 0 for the others.")
 	committed := gauge("strait.group.committed_offset", "{offset}", "A consumer group's committed offset of a partition.")
 	lag := gauge("strait.group.lag", "{offset}", "Offsets between a partition's high watermark and a consumer group's committed offset.")
 	if err := errors.Join(errs...); err != nil {
