@@ -137,20 +137,19 @@ func (t *Telemetry) ObserveRequest(tier string) func(ctx context.Context, key, v
 func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(bytesIn, bytesOut int, err error)) {
 	tracer := t.Tracer(instrumentationName)
 	tierOnly := metric.WithAttributeSet(attribute.NewSet(attribute.String(tierLabel, tier)))
-	var measurements sync.Map // measurementKey -> *apiMeasurements, built once per API and client
+	var perAPI sync.Map // API key -> *clientMeasurements
+	serverSpan := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)} // made once
 	return func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(int, int, error)) {
 		r := &observedRequest{inst: &t.requests, tier: tier, tierOnly: tierOnly, origin: origin, start: time.Now()}
 		r.api = kmsg.NameForKey(key)
-		mk := measurementKey{api: key, client: t.clientIDs.label(origin.ClientID)}
-		if m, ok := measurements.Load(mk); ok {
-			r.measure = m.(*apiMeasurements)
-		} else {
-			m, _ := measurements.LoadOrStore(mk, newAPIMeasurements(r.api, tier, mk.client))
-			r.measure = m.(*apiMeasurements)
+		byClient, ok := perAPI.Load(key)
+		if !ok {
+			byClient, _ = perAPI.LoadOrStore(key, &clientMeasurements{api: r.api, tier: tier, byClient: map[string]*apiMeasurements{}})
 		}
-		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+		r.measure = byClient.(*clientMeasurements).of(t.clientIDs.label(origin.ClientID))
+		opts := serverSpan
 		if len(origin.Links) > 0 {
-			opts = append(opts, trace.WithLinks(origin.Links...))
+			opts = []trace.SpanStartOption{serverSpan[0], trace.WithLinks(origin.Links...)}
 		}
 		r.ctx, r.span = tracer.Start(withRemoteParent(ctx, origin.TraceParent), r.api+" "+tier, opts...)
 		if r.span.IsRecording() { // attributes cost allocations; spans nobody records need none
@@ -169,10 +168,29 @@ func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, ke
 	}
 }
 
-// measurementKey names one set of request measurements: an API and a client label.
-type measurementKey struct {
-	api    int16
-	client string
+// clientMeasurements are one API's measurements by client label. A map under a lock
+// rather than a sync.Map keyed by API and client: boxing that key to look it up
+// allocated on every request.
+type clientMeasurements struct {
+	api, tier string
+	mu        sync.RWMutex
+	byClient  map[string]*apiMeasurements
+}
+
+func (c *clientMeasurements) of(client string) *apiMeasurements {
+	c.mu.RLock()
+	m, ok := c.byClient[client]
+	c.mu.RUnlock()
+	if ok {
+		return m
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok = c.byClient[client]; !ok {
+		m = newAPIMeasurements(c.api, c.tier, client)
+		c.byClient[client] = m
+	}
+	return m
 }
 
 // clientAttributes name the client of a request on its span.
