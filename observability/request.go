@@ -40,6 +40,7 @@ const (
 	PartitionsAttr      = "kafka.partitions"
 	TopicsAttr          = "kafka.topics"
 	ErrorTypeAttr       = "error.type"
+	OperationTypeAttr   = "messaging.operation.type"
 	ErrorCodeAttr       = "kafka.error.code"
 )
 
@@ -154,6 +155,9 @@ func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, ke
 		}
 		r.ctx, r.span = tracer.Start(withRemoteParent(ctx, origin.TraceParent), r.api+" "+tier, opts...)
 		if r.span.IsRecording() { // attributes cost allocations; spans nobody records need none
+			if op, ok := messagingOperations[key]; ok {
+				r.span.SetAttributes(attribute.String(OperationTypeAttr, op))
+			}
 			r.span.SetAttributes(append([]attribute.KeyValue{
 				attribute.String(MessagingSystemAttr, "kafka"),
 				attribute.String(RPCSystemAttr, "kafka"),
@@ -168,6 +172,10 @@ func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, ke
 		return r.ctx, r.finish
 	}
 }
+
+// messagingOperations are the messaging conventions' operation types of the APIs that
+// move records.
+var messagingOperations = map[int16]string{0: "send", 1: "receive"}
 
 // clientMeasurements are one API's measurements by client label. A map under a lock
 // rather than a sync.Map keyed by API and client: boxing that key to look it up
