@@ -147,7 +147,7 @@ func (s *shard) deleteGroup(group string) int16 {
 	}
 	key, value := offsets.GroupTombstone(group)
 	kvs = append(kvs, offsets.KV{Key: key, Value: value})
-	if err := s.write(kvs); err != nil {
+	if err := s.write(s.eventParent(), kvs); err != nil {
 		s.c.logger.Warn("deleting group failed", "group", group, "err", err)
 		return kerr.CoordinatorNotAvailable.Code
 	}

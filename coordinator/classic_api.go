@@ -7,12 +7,17 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/strait-io/strait/coordinator/classic"
 )
 
 // JoinGroup joins a member to a classic group, waiting for the rebalance to complete.
-func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest, clientID, clientHost string) *kmsg.JoinGroupResponse {
+func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest, clientID, clientHost string) (resp *kmsg.JoinGroupResponse) {
+	ctx, span := startGroupSpan(ctx, "join", req.Group)
+	defer func() {
+		endGroupSpan(span, resp.ErrorCode, attribute.String(memberAttr, resp.MemberID), attribute.Int(generationAttr, int(resp.Generation)))
+	}()
 	fail := func(code int16) *kmsg.JoinGroupResponse {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.Generation, resp.MemberID, resp.ErrorCode = -1, req.MemberID, code
@@ -37,7 +42,11 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 }
 
 // SyncGroup hands out the leader's assignment, waiting for the leader if needed.
-func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
+func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) (resp *kmsg.SyncGroupResponse) {
+	ctx, span := startGroupSpan(ctx, "sync", req.Group)
+	defer func() {
+		endGroupSpan(span, resp.ErrorCode, attribute.String(memberAttr, req.MemberID), attribute.Int(generationAttr, int(req.Generation)))
+	}()
 	fail := func(code int16) *kmsg.SyncGroupResponse {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = code

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/coordinator/classic"
 	"github.com/strait-io/strait/coordinator/consumer"
@@ -38,6 +39,9 @@ type Config struct {
 	OffsetsRetention       time.Duration // offsets.retention.minutes; default 7 days
 	RetentionCheckInterval time.Duration // offsets.retention.check.interval.ms; default 10 minutes
 	MaxMetadataBytes       int           // offset.metadata.max.bytes; default 4096
+	// Tracer starts the spans no request begins: rebalances a timer starts. Nil when
+	// tracing is off, which also skips following rebalances at all.
+	Tracer trace.Tracer
 }
 
 func (c *Config) validate() error {
@@ -73,6 +77,7 @@ type Coordinator struct {
 	log    OffsetsLog
 	view   Snapshots
 	logger *slog.Logger
+	tracer trace.Tracer // nil: tracing is off
 
 	mu struct {
 		sync.Mutex
@@ -85,7 +90,7 @@ func New(cfg Config, log OffsetsLog, view Snapshots, logger *slog.Logger) (*Coor
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Coordinator{cfg: cfg, log: log, view: view, logger: logger}
+	c := &Coordinator{cfg: cfg, log: log, view: view, logger: logger, tracer: cfg.Tracer}
 	c.mu.shards = make(map[int32]*shard)
 	return c, nil
 }

@@ -6,13 +6,18 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/strait-io/strait/coordinator/offsets"
 )
 
 // OffsetCommit validates the committer against its group, writes the offsets to
 // __consumer_offsets with acks=all, and only then acknowledges them.
-func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
+func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) (resp *kmsg.OffsetCommitResponse) {
+	ctx, span := startGroupSpan(ctx, "commit", req.Group)
+	defer func() {
+		endGroupSpan(span, firstCommitError(resp), attribute.String(memberAttr, req.MemberID), attribute.Int(generationAttr, int(req.Generation)))
+	}()
 	s, code := c.shardFor(req.Group)
 	if code != 0 {
 		return commitResponse(req, func(kmsg.OffsetCommitRequestTopicPartition) int16 { return code })
@@ -61,8 +66,8 @@ func (s *shard) commit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse
 		}
 	}
 	if len(kvs) > 0 {
-		if err := s.write(kvs); err != nil {
-			s.c.logger.Warn("committing offsets failed; the client will retry", "group", req.Group, "err", err)
+		if err := s.write(s.eventParent(), kvs); err != nil {
+			s.c.logger.WarnContext(s.eventContext(), "committing offsets failed; the client will retry", "group", req.Group, "err", err)
 			return commitResponse(req, func(p kmsg.OffsetCommitRequestTopicPartition) int16 { return kerr.CoordinatorNotAvailable.Code })
 		}
 		for _, r := range applied {
@@ -70,6 +75,18 @@ func (s *shard) commit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse
 		}
 	}
 	return commitResponse(req, func(p kmsg.OffsetCommitRequestTopicPartition) int16 { return 0 }, codes)
+}
+
+// firstCommitError is the first error code of a commit's answer, 0 for none.
+func firstCommitError(resp *kmsg.OffsetCommitResponse) int16 {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return p.ErrorCode
+			}
+		}
+	}
+	return 0
 }
 
 type offsetKey struct {
@@ -271,7 +288,7 @@ func (s *shard) deleteOffsets(req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteR
 		resp.Topics = append(resp.Topics, rt)
 	}
 	if len(kvs) > 0 {
-		if err := s.write(kvs); err != nil {
+		if err := s.write(s.eventParent(), kvs); err != nil {
 			s.c.logger.Warn("deleting offsets failed", "group", req.Group, "err", err)
 			resp.Topics = nil
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/coordinator/classic"
 	"github.com/strait-io/strait/coordinator/consumer"
@@ -39,6 +40,10 @@ type shard struct {
 	txnOffsets map[int64][]offsets.Record
 	txnSeqs    map[int64]txnSeq
 	replaying  offsets.BatchInfo // the batch whose records load is replaying
+	// eventSpan is the span of the request whose event runs, nil for a timer's.
+	eventSpan trace.Span
+	// rebalances are the open spans of classic groups' rebalances (traceRebalances).
+	rebalances map[string]trace.Span
 }
 
 func newShard(c *Coordinator, index int32) *shard {
@@ -54,6 +59,7 @@ func newShard(c *Coordinator, index int32) *shard {
 		emptySince: make(map[string]time.Time),
 		txnOffsets: make(map[int64][]offsets.Record),
 		txnSeqs:    make(map[int64]txnSeq),
+		rebalances: make(map[string]trace.Span),
 	}
 }
 
@@ -83,6 +89,8 @@ func (s *shard) run() {
 			s.expire(time.Now())
 		}
 		s.flush()
+		s.traceRebalances(time.Now())
+		s.eventSpan = nil
 		s.rearm()
 	}
 }
@@ -115,6 +123,7 @@ func do[T any](ctx context.Context, s *shard, fn func(reply func(T))) (T, error)
 // onWriteFailure() instead (Kafka answers SyncGroup COORDINATOR_NOT_AVAILABLE then).
 func doOr[T any](ctx context.Context, s *shard, onWriteFailure func() T, fn func(reply func(T))) (T, error) {
 	ch := make(chan T, 1)
+	span := trace.SpanFromContext(ctx)
 	reply := func(v T) {
 		r := pendingReply{send: func() { ch <- v }}
 		if onWriteFailure != nil {
@@ -124,7 +133,7 @@ func doOr[T any](ctx context.Context, s *shard, onWriteFailure func() T, fn func
 	}
 	var zero T
 	select {
-	case s.inbox <- func() { fn(reply) }:
+	case s.inbox <- func() { s.eventSpan = span; fn(reply) }:
 	case <-s.done:
 		return zero, errNotCoordinator
 	case <-ctx.Done():
@@ -175,7 +184,7 @@ func (s *shard) load() bool {
 			break
 		}
 	}
-	s.c.logger.Info("loaded consumer groups", "partition", s.index, "records", records,
+	s.c.logger.Debug("loaded consumer groups", "partition", s.index, "records", records,
 		"groups", len(s.classic), "took", time.Since(started).Round(time.Millisecond))
 	return true
 }
@@ -211,7 +220,7 @@ func (s *shard) sleep(d time.Duration) bool {
 func (s *shard) flush() {
 	failed := false
 	if len(s.persist) > 0 {
-		if err := s.write(s.persist); err != nil {
+		if err := s.write(s.eventParent(), s.persist); err != nil {
 			failed = true
 			s.c.logger.Error("writing group metadata to __consumer_offsets failed; the groups rebalance and members retry", "partition", s.index, "err", err)
 			for _, id := range s.persisted {
@@ -233,14 +242,19 @@ func (s *shard) flush() {
 	}
 }
 
-// write appends records to the partition with acks=all.
-func (s *shard) write(kvs []offsets.KV) error {
+// write appends records to the partition with acks=all, in a span under parent when
+// that is recorded. The write is not the request's to cancel: it may be an event's
+// that other members wait for.
+func (s *shard) write(parent trace.Span, kvs []offsets.KV) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.c.log.Append(ctx, s.index, offsets.Batch(kvs, time.Now())); err != nil {
-		return fmt.Errorf("append to %s-%d: %w", OffsetsTopic, s.index, err)
+	ctx, span := s.startWrite(ctx, parent, len(kvs))
+	err := s.c.log.Append(ctx, s.index, offsets.Batch(kvs, time.Now()))
+	if err != nil {
+		err = fmt.Errorf("append to %s-%d: %w", OffsetsTopic, s.index, err)
 	}
-	return nil
+	endWrite(span, err)
+	return err
 }
 
 // tick lets every group act on timeouts that have passed.
@@ -334,7 +348,7 @@ func (s *shard) expireOffsets(now time.Time) {
 	if len(kvs) == 0 {
 		return
 	}
-	if err := s.write(kvs); err != nil {
+	if err := s.write(noSpan, kvs); err != nil {
 		s.c.logger.Warn("expiring committed offsets failed; will retry", "partition", s.index, "err", err)
 		return
 	}
@@ -357,7 +371,7 @@ func (s *shard) removeEmptyGroups() {
 		}
 	}
 	if len(kvs) > 0 {
-		if err := s.write(kvs); err != nil {
+		if err := s.write(noSpan, kvs); err != nil {
 			s.c.logger.Warn("removing empty groups failed; will retry", "partition", s.index, "err", err)
 			return
 		}

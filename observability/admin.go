@@ -2,6 +2,7 @@ package observability
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,10 +31,12 @@ const readyzTimeout = 5 * time.Second
 //	/healthz       200 "ok" while the process runs (liveness)
 //	/readyz        200 "ok" when every readiness check passes, else 503 listing failures
 //	/debug/pprof/  net/http/pprof, on this server's own mux
+//	/v1/...        JSON documents the process adds (HandleJSON), such as /v1/cluster
 type AdminServer struct {
 	addr   string
 	logger *slog.Logger
 	srv    *http.Server
+	mux    *http.ServeMux
 
 	mu struct {
 		sync.Mutex
@@ -51,8 +54,9 @@ func NewAdminServer(addr string, t *Telemetry, logger *slog.Logger, checks ...Re
 	}
 	a := &AdminServer{addr: addr, logger: logger}
 	a.mu.checks = append([]ReadinessCheck(nil), checks...)
+	a.mux = a.routes(t)
 	a.srv = &http.Server{
-		Handler:           a.routes(t),
+		Handler:           a.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -75,6 +79,30 @@ func (a *AdminServer) routes(t *Telemetry) *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// jsonTimeout bounds building one JSON document, which may ask other processes.
+const jsonTimeout = 10 * time.Second
+
+// HandleJSON serves GET pattern with the document build returns, encoded as JSON, or
+// 503 and {"error": "..."} when it fails; safe to call before or after Start.
+func (a *AdminServer) HandleJSON(pattern string, build func(ctx context.Context) (any, error)) {
+	a.mux.HandleFunc("GET "+pattern, func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), jsonTimeout)
+		defer cancel()
+		doc, err := build(ctx)
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			enc.Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		if err := enc.Encode(doc); err != nil {
+			a.logger.Debug("writing a JSON document failed", "path", r.URL.Path, "err", err)
+		}
+	})
 }
 
 // AddCheck adds a readiness check; safe to call before or after Start.
@@ -133,7 +161,7 @@ func (a *AdminServer) Start() error {
 	a.mu.ln = ln
 	a.mu.done = make(chan struct{})
 	go a.serve(ln, a.mu.done)
-	a.logger.Info("admin server listening", "addr", ln.Addr().String())
+	a.logger.Debug("admin server listening", "addr", ln.Addr().String()) // the process's ready line names it
 	return nil
 }
 

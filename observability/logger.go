@@ -22,16 +22,6 @@ const (
 	ClientAddrKey = "client_addr"
 )
 
-type clientKey struct{}
-
-// withClient marks ctx as serving a request of o's client, for log lines.
-func withClient(ctx context.Context, o RequestOrigin) context.Context {
-	if o.ClientID == "" && o.ClientAddr == "" {
-		return ctx
-	}
-	return context.WithValue(ctx, clientKey{}, o)
-}
-
 // NewLogger builds the process logger: format "text" or "json", to w, at level. Its
 // handler adds trace_id and span_id attributes when the record's context carries a valid
 // span, and client_id and client_addr when it serves a request (ObserveRequestFrom), so
@@ -93,7 +83,8 @@ func contextAttrs(ctx context.Context) []slog.Attr {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		attrs = append(attrs, slog.String(TraceIDKey, sc.TraceID().String()), slog.String(SpanIDKey, sc.SpanID().String()))
 	}
-	if o, ok := ctx.Value(clientKey{}).(RequestOrigin); ok {
+	if r := requestOf(ctx); r != nil {
+		o := r.origin
 		if o.ClientID != "" {
 			attrs = append(attrs, slog.String(ClientIDKey, o.ClientID))
 		}

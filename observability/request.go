@@ -3,12 +3,14 @@ package observability
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -28,6 +30,18 @@ const (
 	ClientIDAttr   = "messaging.client.id"
 	ClientAddrAttr = "client.address"
 	ClientPortAttr = "client.port"
+	// What the request addressed and how it was answered (AnnotateRequest), in the
+	// messaging and RPC conventions' names where they have one.
+	MessagingSystemAttr = "messaging.system"
+	RPCSystemAttr       = "rpc.system"
+	RPCMethodAttr       = "rpc.method"
+	DestinationAttr     = "messaging.destination.name"
+	PartitionIDAttr     = "messaging.destination.partition.id"
+	PartitionsAttr      = "kafka.partitions"
+	TopicsAttr          = "kafka.topics"
+	ErrorTypeAttr       = "error.type"
+	OperationTypeAttr   = "messaging.operation.type"
+	ErrorCodeAttr       = "kafka.error.code"
 )
 
 // RequestOrigin is the client a request comes from: the one on the connection, or the
@@ -36,13 +50,18 @@ type RequestOrigin struct {
 	ClientID    string
 	ClientAddr  string // host:port
 	TraceParent string // W3C traceparent of the caller's span; "" when there is none
+	// Links are traces the request's records come from (ProduceRecordLinks): its span
+	// links to them, and with Tracing.SampleLinkedRecords a sampled one samples it.
+	Links []trace.Link
 }
 
 // Metric label keys. They are short because they are Prometheus labels first.
 const (
-	apiLabel     = "api"
-	tierLabel    = "tier"
-	outcomeLabel = "outcome"
+	apiLabel       = "api"
+	tierLabel      = "tier"
+	outcomeLabel   = "outcome"
+	clientIDLabel  = "client_id"
+	errorCodeLabel = "error_code"
 )
 
 // durationBuckets, in seconds, span a cached Metadata answer (~100µs) to a long-poll
@@ -57,6 +76,7 @@ var durationBuckets = []float64{
 // Telemetry.
 type requestInstruments struct {
 	requests      metric.Int64Counter
+	errors        metric.Int64Counter
 	duration      metric.Float64Histogram
 	bytesReceived metric.Int64Counter
 	bytesSent     metric.Int64Counter
@@ -66,12 +86,17 @@ func newRequestInstruments(m metric.Meter) (requestInstruments, error) {
 	var ri requestInstruments
 	var err error
 	if ri.requests, err = m.Int64Counter("strait.requests",
-		metric.WithDescription("Kafka requests handled, by API, tier and outcome."),
+		metric.WithDescription("Kafka requests handled, by API, tier, client id (bounded: see --metrics-client-ids) and outcome (error: the handler failed or the answer carried a Kafka error code)."),
 		metric.WithUnit("{request}")); err != nil {
 		return ri, fmt.Errorf("observability: create strait.requests: %w", err)
 	}
+	if ri.errors, err = m.Int64Counter("strait.request.errors",
+		metric.WithDescription("Kafka requests answered with an error, by API, tier and the answer's Kafka error code (the first, where the answer has one per partition)."),
+		metric.WithUnit("{request}")); err != nil {
+		return ri, fmt.Errorf("observability: create strait.request.errors: %w", err)
+	}
 	if ri.duration, err = m.Float64Histogram("strait.request.duration",
-		metric.WithDescription("Time from a decoded Kafka request to its response being handed back."),
+		metric.WithDescription("Time from a decoded Kafka request to its response being handed back, by API, tier and client id (bounded)."),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		return ri, fmt.Errorf("observability: create strait.request.duration: %w", err)
@@ -105,35 +130,76 @@ func (t *Telemetry) ObserveRequest(tier string) func(ctx context.Context, key, v
 }
 
 // ObserveRequestFrom is ObserveRequest for requests whose origin is known. The span is
-// a child of the origin's traceparent (unless ctx carries a span already) and names the
-// client's id and address, which log lines written with the returned context carry
-// too. No metric is labelled by client: clients choose their ids, and each would make
-// new series.
+// a child of the origin's traceparent (unless ctx carries a span already), links to the
+// origin's record traces, and names the client's id and address, which log lines
+// written with the returned context carry too. Metrics name the client id among the
+// first ones seen or allowed (Config.ClientIDs), else "other": clients choose their
+// ids, and each would make new series.
 func (t *Telemetry) ObserveRequestFrom(tier string) func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(bytesIn, bytesOut int, err error)) {
 	tracer := t.Tracer(instrumentationName)
 	tierOnly := metric.WithAttributeSet(attribute.NewSet(attribute.String(tierLabel, tier)))
-	var perAPI sync.Map // API key -> *apiMeasurements, built once per API
+	var perAPI sync.Map // API key -> *clientMeasurements
+	// made once: a slice literal per request would be allocated per request
+	serverSpan := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 	return func(ctx context.Context, key, version int16, origin RequestOrigin) (context.Context, func(int, int, error)) {
-		r := &observedRequest{inst: &t.requests, tier: tier, tierOnly: tierOnly, start: time.Now()}
+		r := &observedRequest{inst: &t.requests, tier: tier, tierOnly: tierOnly, origin: origin, start: time.Now()}
 		r.api = kmsg.NameForKey(key)
-		if m, ok := perAPI.Load(key); ok {
-			r.measure = m.(*apiMeasurements)
-		} else {
-			m, _ := perAPI.LoadOrStore(key, newAPIMeasurements(r.api, tier))
-			r.measure = m.(*apiMeasurements)
+		byClient, ok := perAPI.Load(key)
+		if !ok {
+			byClient, _ = perAPI.LoadOrStore(key, &clientMeasurements{api: r.api, tier: tier, byClient: map[string]*apiMeasurements{}})
 		}
-		r.ctx, r.span = tracer.Start(withRemoteParent(ctx, origin.TraceParent), r.api+" "+tier, trace.WithSpanKind(trace.SpanKindServer))
+		r.measure = byClient.(*clientMeasurements).of(t.clientIDs.label(origin.ClientID))
+		opts := serverSpan
+		if len(origin.Links) > 0 {
+			opts = []trace.SpanStartOption{serverSpan[0], trace.WithLinks(origin.Links...)}
+		}
+		r.ctx, r.span = tracer.Start(withRemoteParent(ctx, origin.TraceParent), r.api+" "+tier, opts...)
 		if r.span.IsRecording() { // attributes cost allocations; spans nobody records need none
+			if op, ok := messagingOperations[key]; ok {
+				r.span.SetAttributes(attribute.String(OperationTypeAttr, op))
+			}
 			r.span.SetAttributes(append([]attribute.KeyValue{
+				attribute.String(MessagingSystemAttr, "kafka"),
+				attribute.String(RPCSystemAttr, "kafka"),
+				attribute.String(RPCMethodAttr, r.api),
 				attribute.Int(APIKeyAttr, int(key)),
 				attribute.String(APINameAttr, r.api),
 				attribute.Int(APIVersionAttr, int(version)),
 				attribute.String(TierAttr, tier),
 			}, clientAttributes(origin)...)...)
 		}
-		r.ctx = withClient(r.ctx, origin)
+		r.ctx = context.WithValue(r.ctx, requestKey{}, r)
 		return r.ctx, r.finish
 	}
+}
+
+// messagingOperations are the messaging conventions' operation types of the APIs that
+// move records.
+var messagingOperations = map[int16]string{0: "send", 1: "receive"}
+
+// clientMeasurements are one API's measurements by client label. A map under a lock
+// rather than a sync.Map keyed by API and client: boxing that key to look it up
+// allocated on every request.
+type clientMeasurements struct {
+	api, tier string
+	mu        sync.RWMutex
+	byClient  map[string]*apiMeasurements
+}
+
+func (c *clientMeasurements) of(client string) *apiMeasurements {
+	c.mu.RLock()
+	m, ok := c.byClient[client]
+	c.mu.RUnlock()
+	if ok {
+		return m
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok = c.byClient[client]; !ok {
+		m = newAPIMeasurements(c.api, c.tier, client)
+		c.byClient[client] = m
+	}
+	return m
 }
 
 // clientAttributes name the client of a request on its span.
@@ -210,30 +276,111 @@ func parseTraceParent(s string) (trace.SpanContext, bool) {
 }
 
 // observedRequest is one request between ObserveRequest's hook and its finish func.
+// The handler's context carries it (requestKey), for log lines and AnnotateRequest.
 type observedRequest struct {
 	inst     *requestInstruments
 	measure  *apiMeasurements
 	ctx      context.Context // carries span
 	span     trace.Span
+	origin   RequestOrigin
 	api      string
 	tier     string
 	tierOnly metric.MeasurementOption
 	start    time.Time
+	// errorCode is the Kafka error code of the answer, from AnnotateRequest.
+	errorCode int16
 }
 
-// apiMeasurements are the attribute sets one API's measurements carry, made once:
-// building them per request allocated on every request.
+type requestKey struct{}
+
+// requestOf returns the request ctx serves, nil if none.
+func requestOf(ctx context.Context) *observedRequest {
+	r, _ := ctx.Value(requestKey{}).(*observedRequest)
+	return r
+}
+
+// apiMeasurements are the attribute sets one API's measurements carry for one client
+// label, made once: building them per request allocated on every request.
 type apiMeasurements struct {
-	api, ok, failed metric.MeasurementOption
+	api, tier   string
+	perAPI      metric.MeasurementOption // api, tier, client
+	ok, failed  metric.MeasurementOption // and outcome
+	errorsByKey sync.Map                 // Kafka error code -> metric.MeasurementOption
 }
 
-func newAPIMeasurements(api, tier string) *apiMeasurements {
-	a, t := attribute.String(apiLabel, api), attribute.String(tierLabel, tier)
+func newAPIMeasurements(api, tier, client string) *apiMeasurements {
+	a, t, c := attribute.String(apiLabel, api), attribute.String(tierLabel, tier), attribute.String(clientIDLabel, client)
 	return &apiMeasurements{
-		api:    metric.WithAttributeSet(attribute.NewSet(a, t)),
-		ok:     metric.WithAttributeSet(attribute.NewSet(a, t, attribute.String(outcomeLabel, "ok"))),
-		failed: metric.WithAttributeSet(attribute.NewSet(a, t, attribute.String(outcomeLabel, "error"))),
+		api:    api,
+		tier:   tier,
+		perAPI: metric.WithAttributeSet(attribute.NewSet(a, t, c)),
+		ok:     metric.WithAttributeSet(attribute.NewSet(a, t, c, attribute.String(outcomeLabel, "ok"))),
+		failed: metric.WithAttributeSet(attribute.NewSet(a, t, c, attribute.String(outcomeLabel, "error"))),
 	}
+}
+
+// errorsOf is the attribute set of strait.request.errors for a Kafka error code. The
+// codes are Kafka's (a few hundred at most), so the series stay bounded.
+func (m *apiMeasurements) errorsOf(code int16) metric.MeasurementOption {
+	if o, ok := m.errorsByKey.Load(code); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String(apiLabel, m.api), attribute.String(tierLabel, m.tier),
+		attribute.String(errorCodeLabel, errorName(code))))
+	got, _ := m.errorsByKey.LoadOrStore(code, o)
+	return got.(metric.MeasurementOption)
+}
+
+// errorName is the Kafka name of an error code (NOT_LEADER_OR_FOLLOWER), or the code.
+func errorName(code int16) string {
+	if err := kerr.ErrorForCode(code); err != nil {
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			return ke.Message
+		}
+	}
+	return strconv.Itoa(int(code))
+}
+
+// RequestAnswer is what a handler learned of its request by answering it: what it
+// addressed, and the first Kafka error code its answer carries (0 for none).
+type RequestAnswer struct {
+	Topic      string // the one topic addressed; "" for none or several
+	Topics     int
+	Partitions int
+	ErrorCode  int16
+}
+
+// AnnotateRequest records, on the span and metrics of the request ctx serves, what the
+// handler learned of it; it does nothing outside a request. The handler calls it before
+// it returns its answer.
+func AnnotateRequest(ctx context.Context, a RequestAnswer) {
+	r := requestOf(ctx)
+	if r == nil {
+		return
+	}
+	if a.ErrorCode != 0 && r.errorCode == 0 {
+		r.errorCode = a.ErrorCode
+	}
+	if r.span.IsRecording() {
+		SetAnswerAttributes(r.span, a)
+	}
+}
+
+// SetAnswerAttributes puts a on span, in the messaging conventions' names, and marks
+// the span an error if the answer carries one.
+func SetAnswerAttributes(span trace.Span, a RequestAnswer) {
+	attrs := make([]attribute.KeyValue, 0, 5)
+	if a.Topic != "" {
+		attrs = append(attrs, attribute.String(DestinationAttr, a.Topic))
+	}
+	attrs = append(attrs, attribute.Int(TopicsAttr, a.Topics), attribute.Int(PartitionsAttr, a.Partitions))
+	if a.ErrorCode != 0 {
+		name := errorName(a.ErrorCode)
+		attrs = append(attrs, attribute.String(ErrorTypeAttr, name), attribute.Int(ErrorCodeAttr, int(a.ErrorCode)))
+		span.SetStatus(codes.Error, name)
+	}
+	span.SetAttributes(attrs...)
 }
 
 // finish ends the request's span and records its metrics. Metrics are recorded with the
@@ -255,11 +402,32 @@ func (r *observedRequest) finish(bytesIn, bytesOut int, err error) {
 	r.span.End()
 
 	counted := r.measure.ok
-	if outcome != "ok" {
+	if outcome != "ok" || r.errorCode != 0 {
 		counted = r.measure.failed
 	}
 	r.inst.requests.Add(r.ctx, 1, counted)
-	r.inst.duration.Record(r.ctx, elapsed.Seconds(), r.measure.api)
+	if r.errorCode != 0 {
+		r.inst.errors.Add(r.ctx, 1, r.measure.errorsOf(r.errorCode))
+	}
+	r.inst.duration.Record(r.ctx, elapsed.Seconds(), r.measure.perAPI)
 	r.inst.bytesReceived.Add(r.ctx, int64(bytesIn), r.tierOnly)
 	r.inst.bytesSent.Add(r.ctx, int64(bytesOut), r.tierOnly)
 }
+
+// noSpan is the span of a context that carries none: it records nothing.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// StartChild starts a span under the one ctx carries, from that span's provider, when
+// that span is recorded. Otherwise (tracing off, or the request not sampled) it returns
+// ctx and a span that records nothing, and allocates nothing: the work a child span
+// would describe costs no more than it did.
+func StartChild(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() {
+		return ctx, noSpan
+	}
+	return parent.TracerProvider().Tracer(scopeName).Start(ctx, name, opts...)
+}
+
+// scopeName is the instrumentation scope of the spans Strait's packages start.
+const scopeName = "github.com/strait-io/strait"

@@ -25,6 +25,12 @@ type Config struct {
 	ServiceName string // "strait" when empty
 	Tier        string // "proxy", "node" or "dev"; a resource attribute; may be empty
 	InstanceID  string // e.g. "node-1"; resource attribute service.instance.id; may be empty
+	// Tracing says where spans go; its zero value, with no OTEL_TRACES_EXPORTER in
+	// the environment, leaves tracing off.
+	Tracing Tracing
+	// ClientIDs bounds the client ids request metrics name; the zero value names
+	// none (every client is "other").
+	ClientIDs ClientIDLabels
 }
 
 // TierAttr is the attribute key for the tier, on the resource and on each request.
@@ -38,17 +44,17 @@ func (c *Config) validate() error {
 	}
 	switch c.Tier {
 	case "", "proxy", "node", "dev":
-		return nil
 	default:
 		return fmt.Errorf("observability: tier %q: want \"proxy\", \"node\" or \"dev\"", c.Tier)
 	}
+	return c.Tracing.validate()
 }
 
 // Telemetry owns the process's OpenTelemetry providers: a MeterProvider whose reader is
 // the Prometheus exporter registered on its own prometheus.Registry (not the global
-// default), and an SDK TracerProvider that, when spans have somewhere to go (a span
-// processor), samples every root span and follows its parent's decision otherwise, and
-// records none when they have not. It does not set OpenTelemetry globals: whoever needs a
+// default), and an SDK TracerProvider when spans have somewhere to go (an exporter, or
+// a span processor in tests), sampling as Config.Tracing says, or a no-op one when they
+// have not. It does not set OpenTelemetry globals: whoever needs a
 // tracer or meter gets it from here, which keeps tests independent of each other.
 type Telemetry struct {
 	registry *prometheus.Registry
@@ -56,12 +62,13 @@ type Telemetry struct {
 	tracers  trace.TracerProvider
 	// shutdownTracing flushes and stops the span processors; nil when there are none.
 	shutdownTracing func(context.Context) error
+	tracing         bool // spans are recorded and exported
+	clientIDs       *clientLabels
 	requests        requestInstruments
 	conns           connInstruments
 }
 
-// option adjusts how New builds a Telemetry. Tests use it to record spans in memory; the
-// OTLP exporter, when it comes, is one more span processor added the same way.
+// option adjusts how New builds a Telemetry. Tests use it to record spans in memory.
 type option func(*options)
 
 type options struct {
@@ -91,11 +98,23 @@ func newTelemetry(cfg Config, opts ...option) (*Telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Telemetry{registry: newRegistry()}
-	if t.meters, err = newMeterProvider(t.registry, res); err != nil {
+	exporter, err := cfg.Tracing.newSpanExporter(context.Background())
+	if err != nil {
 		return nil, err
 	}
-	t.tracers, t.shutdownTracing = newTracerProvider(res, o.spanProcessors)
+	if exporter != nil {
+		o.spanProcessors = append(o.spanProcessors, sdktrace.NewBatchSpanProcessor(exporter))
+	}
+	sampler, err := cfg.Tracing.sampler()
+	if err != nil {
+		return nil, err
+	}
+	t := &Telemetry{registry: newRegistry(), clientIDs: newClientLabels(cfg.ClientIDs)}
+	if t.meters, err = newMeterProvider(t.registry, res); err != nil {
+		return nil, errors.Join(err, shutdownProcessors(o.spanProcessors))
+	}
+	t.tracers, t.shutdownTracing = newTracerProvider(res, sampler, o.spanProcessors)
+	t.tracing = len(o.spanProcessors) > 0
 	if t.requests, err = newRequestInstruments(t.Meter(instrumentationName)); err != nil {
 		return nil, errors.Join(err, t.Shutdown(context.Background()))
 	}
@@ -148,15 +167,27 @@ func newMeterProvider(reg prometheus.Registerer, res *resource.Resource) (*sdkme
 	), nil
 }
 
+// shutdownProcessors stops span processors that no provider took.
+func shutdownProcessors(processors []sdktrace.SpanProcessor) error {
+	var errs []error
+	for _, p := range processors {
+		errs = append(errs, p.Shutdown(context.Background()))
+	}
+	return errors.Join(errs...)
+}
+
 // newTracerProvider returns the SDK's provider when spans have somewhere to go, and a
-// no-op one otherwise: with tracing off, a request pays nothing for its spans.
-func newTracerProvider(res *resource.Resource, processors []sdktrace.SpanProcessor) (trace.TracerProvider, func(context.Context) error) {
+// no-op one otherwise: with tracing off, a request pays nothing for its spans (an SDK
+// provider that samples nothing still costs each request a span's worth of CPU). A
+// nil sampler leaves the SDK to read OTEL_TRACES_SAMPLER, parentbased_always_on by
+// default.
+func newTracerProvider(res *resource.Resource, sampler sdktrace.Sampler, processors []sdktrace.SpanProcessor) (trace.TracerProvider, func(context.Context) error) {
 	if len(processors) == 0 {
 		return noop.NewTracerProvider(), nil
 	}
-	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if sampler != nil {
+		opts = append(opts, sdktrace.WithSampler(sampler))
 	}
 	for _, p := range processors {
 		opts = append(opts, sdktrace.WithSpanProcessor(p))
@@ -164,6 +195,10 @@ func newTracerProvider(res *resource.Resource, processors []sdktrace.SpanProcess
 	tp := sdktrace.NewTracerProvider(opts...)
 	return tp, tp.Shutdown
 }
+
+// Tracing reports whether spans are recorded and exported. Components skip the work
+// that only spans need (reading record headers, spans of background loops) when not.
+func (t *Telemetry) Tracing() bool { return t.tracing }
 
 // Tracer returns a tracer for the named instrumentation scope (by convention the
 // importing package's path).

@@ -167,7 +167,7 @@ func (a fetchAdapter) sendRound(ctx context.Context, p *Proxy, round int, pieces
 	for i, pc := range pieces {
 		now := *pc.req.(*kmsg.FetchRequest)
 		now.MaxWaitMillis, now.MinBytes = 0, 0
-		immediate[i] = &piece{to: pc.to, req: &now}
+		immediate[i] = &piece{to: pc.to, req: &now, parts: pc.parts, round: round}
 	}
 	p.sendPieces(ctx, nil, round, immediate)
 	if fetchedBytes(immediate) >= max(int(a.req.MinBytes), 1) || anyFailed(immediate) {

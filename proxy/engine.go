@@ -6,13 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -107,10 +112,12 @@ type target struct {
 
 // piece is one destination's share of a client request, and what came of sending it.
 type piece struct {
-	to   target
-	req  kmsg.Request
-	resp kmsg.Response
-	err  error
+	to    target
+	req   kmsg.Request
+	parts int // how many of the request's parts it carries
+	round int
+	resp  kmsg.Response
+	err   error
 }
 
 // Backoff between rounds while waiting for a fresh routing view.
@@ -120,15 +127,20 @@ const (
 )
 
 // forward sends parts to their leaders through a, retrying what failed on a stale view
-// until deadline, and leaves every part's answer in its slot.
+// until deadline, and leaves every part's answer in its slot. The request ctx serves
+// learns what was addressed and the first error answered (AnnotateRequest); a traced
+// one gets a child span per piece sent, under a span per retry round.
 func forward[In, Out any](ctx context.Context, p *Proxy, a adapter[In, Out], parts []*part[In, Out], deadline time.Time) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	defer annotate(ctx, a, parts)
 	snap := p.view.Snapshot()
 	backoff := retryBackoffMin
 	for round := 0; len(parts) > 0; round++ {
 		pieces, members, retry := split(p, snap, a, parts, round)
-		sent := p.sendPieces(ctx, a, round, pieces)
+		roundCtx, span := startRound(ctx, round, len(parts))
+		sent := p.sendPieces(roundCtx, a, round, pieces)
+		span.End()
 		for i, pc := range sent {
 			retry = append(retry, merge(a, pc, members[i])...)
 		}
@@ -195,10 +207,11 @@ func split[In, Out any](p *Proxy, snap *routing.Snapshot, a adapter[In, Out], pa
 		if !ok {
 			i = len(pieces)
 			byTarget[to] = i
-			pieces = append(pieces, &piece{to: to, req: a.piece()})
+			pieces = append(pieces, &piece{to: to, req: a.piece(), round: round})
 			members = append(members, nil)
 		}
 		a.add(pieces[i].req, pt)
+		pieces[i].parts++
 		members[i] = append(members[i], pt)
 	}
 	return pieces, members, retry
@@ -223,6 +236,8 @@ func (p *Proxy) sendPieces(ctx context.Context, a any, round int, pieces []*piec
 
 // sendPiece sends one piece to its destination and records the outcome in it.
 func (p *Proxy) sendPiece(ctx context.Context, a any, pc *piece) {
+	ctx, span := startPiece(ctx, pc)
+	defer endPiece(span, pc)
 	if pc.to.local {
 		pc.resp, pc.err = a.(localServer).serveLocal(ctx, pc.req)
 		return
@@ -340,4 +355,81 @@ func leaderOf(snap *routing.Snapshot, topic string, index int32) (int32, string,
 func requestDeadline(timeout time.Duration) time.Time {
 	const margin = 500 * time.Millisecond
 	return time.Now().Add(max(timeout-margin, margin))
+}
+
+// startRound starts the span of a retry round, under which its pieces' spans go; the
+// first round's pieces go straight under the request's span.
+func startRound(ctx context.Context, round, parts int) (context.Context, trace.Span) {
+	if round == 0 {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	ctx, span := observability.StartChild(ctx, "retry round "+strconv.Itoa(round))
+	span.SetAttributes(attribute.Int(roundAttr, round), attribute.Int(observability.PartitionsAttr, parts))
+	return ctx, span
+}
+
+// Span attributes of the engine's spans.
+const (
+	roundAttr         = "strait.forward.round"
+	peerIDAttr        = "strait.peer.id"
+	serverAddressAttr = "server.address"
+)
+
+// startPiece starts a piece's client span, and makes it the parent the piece's request
+// names (the node's span is its child).
+func startPiece(ctx context.Context, pc *piece) (context.Context, trace.Span) {
+	if !trace.SpanFromContext(ctx).IsRecording() { // untraced: not even the name is made
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	name := kmsg.NameForKey(pc.req.Key())
+	if pc.to.local {
+		name += " here"
+	} else {
+		name += " to " + strconv.Itoa(int(pc.to.id))
+	}
+	ctx, span := observability.StartChild(ctx, name, trace.WithSpanKind(trace.SpanKindClient))
+	span.SetAttributes(
+		attribute.String(observability.RPCSystemAttr, "kafka"),
+		attribute.String(observability.RPCMethodAttr, kmsg.NameForKey(pc.req.Key())),
+		attribute.Int(peerIDAttr, int(pc.to.id)),
+		attribute.String(serverAddressAttr, pc.to.addr),
+		attribute.Int(observability.PartitionsAttr, pc.parts),
+		attribute.Int(roundAttr, pc.round),
+	)
+	o, _ := wire.OriginFrom(ctx)
+	o.TraceParent = observability.TraceParent(ctx)
+	return wire.WithOrigin(ctx, o), span
+}
+
+func endPiece(span trace.Span, pc *piece) {
+	if pc.err != nil {
+		span.RecordError(pc.err)
+		span.SetStatus(codes.Error, pc.err.Error())
+	}
+	span.End()
+}
+
+// annotate tells the request ctx serves what it addressed and the first error code
+// its parts were answered; parts routed by key (groups) name no topic.
+func annotate[In, Out any](ctx context.Context, a adapter[In, Out], parts []*part[In, Out]) {
+	if len(parts) == 0 {
+		return
+	}
+	ans := observability.RequestAnswer{Partitions: len(parts)}
+	if _, byKey := a.(router); !byKey {
+		ans.Topic, ans.Topics = parts[0].topic, 1
+	}
+	for i, pt := range parts {
+		if ans.ErrorCode == 0 {
+			ans.ErrorCode = a.code(pt.out)
+		}
+		if ans.Topics > 0 && i > 0 && pt.topic != parts[i-1].topic {
+			ans.Topic = ""
+			ans.Topics++ // parts of a topic are adjacent: handlers lay them out in request order
+		}
+	}
+	observability.AnnotateRequest(ctx, ans)
 }

@@ -214,3 +214,43 @@ func (p *Proxy) GroupsLoaded() error {
 	}
 	return c.Loaded()
 }
+
+// GroupStats describes the groups this proxy coordinates (for metrics); none before
+// StartGroups.
+func (p *Proxy) GroupStats(ctx context.Context) []coordinator.GroupStats {
+	c := p.groups.Load()
+	if c == nil {
+		return nil
+	}
+	return c.GroupStats(ctx)
+}
+
+// HighWatermarks asks the partitions' leaders for their high watermarks (ListOffsets
+// for the latest offset, through the forwarding engine), by topic and partition. A
+// partition whose leader did not answer is left out.
+func (p *Proxy) HighWatermarks(ctx context.Context, partitions map[string][]int32) map[string]map[int32]int64 {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	var parts []*listOffsetsPart
+	for topic, indexes := range partitions {
+		for _, i := range indexes {
+			out := kmsg.NewListOffsetsResponseTopicPartition()
+			pt := &listOffsetsPart{topic: topic, index: i, out: &out}
+			pt.in = kmsg.NewListOffsetsRequestTopicPartition()
+			pt.in.Partition, pt.in.Timestamp, pt.in.CurrentLeaderEpoch = i, -1, -1
+			parts = append(parts, pt)
+		}
+	}
+	forward(ctx, p, listOffsetsAdapter{req}, parts, requestDeadline(10*time.Second))
+	hw := map[string]map[int32]int64{}
+	for _, pt := range parts {
+		if pt.out.ErrorCode != 0 || pt.out.Offset < 0 {
+			continue
+		}
+		if hw[pt.topic] == nil {
+			hw[pt.topic] = map[int32]int64{}
+		}
+		hw[pt.topic][pt.index] = pt.out.Offset
+	}
+	return hw
+}

@@ -53,6 +53,7 @@ type devConfig struct {
 	nodeRacks            []string // by node, in id order; nil when not given
 	Security             securityConfig
 	listeners            []listenerSpec // from --listeners or --listen
+	Telemetry            telemetryFlags
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -79,6 +80,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	c.Security.flags(fs)
 	c.Txn.flags(fs, 10)
 	fs.StringVar(&c.NodeRacks, "node-racks", "", "racks of the nodes, comma-separated, one per node in id order (a,b,c for --nodes 3): consumers that set client.rack read from the replica in theirs rather than the leader (KIP-392)")
+	c.Telemetry.flags(fs)
 }
 
 // validate fills derived values and rejects bad ones, naming the setting.
@@ -125,6 +127,9 @@ func (c *devConfig) validate() error {
 		return err
 	}
 	if err := validateUpstream(c.UpstreamConns); err != nil {
+		return err
+	}
+	if err := c.Telemetry.validate(); err != nil {
 		return err
 	}
 	if c.NodeRacks != "" {
@@ -201,7 +206,7 @@ func startDev(ctx context.Context, cfg devConfig, logger *slog.Logger) (*dev, er
 
 func (d *dev) start(ctx context.Context, cfg devConfig) error {
 	var err error
-	d.telemetry, d.admin, err = startObservability("dev", "dev", cfg.Admin, d.logger, &d.ready)
+	d.telemetry, d.admin, err = startObservability(cfg.Telemetry.config("dev", "dev"), cfg.Admin, d.logger, &d.ready)
 	if err != nil {
 		return err
 	}
@@ -299,6 +304,7 @@ func (d *dev) startProxy(ctx context.Context, cfg devConfig) error {
 		return err
 	}
 	d.admin.AddCheck(observabilityGroupsCheck(d.proxy))
+	serveClusterView(d.admin, clusterView{store: d.store, proxies: ownProxy(cfg.Advertise)})
 	d.relayTo.Store(d.proxy.proxy)
 	return nil
 }

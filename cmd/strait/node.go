@@ -33,6 +33,7 @@ type nodeConfig struct {
 	Rack           string
 	Security       securityConfig
 	listener       listenerSpec // from --listeners (one) or --listen
+	Telemetry      telemetryFlags
 }
 
 func (c *nodeConfig) flags(fs *flag.FlagSet) {
@@ -49,6 +50,7 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	maxNodePartitionsFlag(fs, &c.MaxPartitions)
 	c.Security.flags(fs)
 	fs.StringVar(&c.Rack, "rack", "", "the rack or zone this node runs in (broker.rack): consumers that set the same client.rack read its replicas rather than the leader's (KIP-392)")
+	c.Telemetry.flags(fs)
 }
 
 // maxNodePartitionsFlag is the partitions a node may hold, for `strait node` and `strait dev`.
@@ -80,6 +82,9 @@ func (c *nodeConfig) validate() error {
 	if err := c.Security.validate(listeners); err != nil {
 		return err
 	}
+	if err := c.Telemetry.validate(); err != nil {
+		return err
+	}
 	return c.Limits.validate()
 }
 
@@ -106,7 +111,7 @@ func runNode(args []string) error {
 func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) (func(context.Context) error, error) {
 	var ready atomic.Bool
 	instance := fmt.Sprintf("node-%d", cfg.ID)
-	tel, admin, err := startObservability("node", instance, cfg.Admin, logger, &ready)
+	tel, admin, err := startObservability(cfg.Telemetry.config("node", instance), cfg.Admin, logger, &ready)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +120,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
-	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
+	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, tel, admin)
 	if err != nil {
 		stopObservability(ctx, admin, tel)
 		return nil, err
@@ -150,6 +155,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
+	serveClusterView(admin, clusterView{store: c.store, proxies: liveProxies})
 	ready.Store(true)
 	logger.Info("strait node is ready", "id", cfg.ID, "listen", ln.Addr().String(), "advertise", advertise,
 		"admin", admin.Addr().String(), "data_dir", cfg.DataDir, "cluster", cfg.Cluster, "version", version)
@@ -172,10 +178,15 @@ type cluster struct {
 
 // connectCluster opens the Redis store (failing fast, naming the URL, if Redis does not
 // answer), starts the cached view, and reports the store in the admin server's readiness.
-func connectCluster(ctx context.Context, url, name string, logger *slog.Logger, admin *observability.AdminServer) (*cluster, error) {
+func connectCluster(ctx context.Context, url, name string, logger *slog.Logger, tel *observability.Telemetry, admin *observability.AdminServer) (*cluster, error) {
 	store, err := routing.NewRedisStore(ctx, url, name, logger)
 	if err != nil {
 		return nil, err
+	}
+	if observe, err := tel.ObserveRedisCalls(); err == nil {
+		store.ObserveCalls(observe)
+	} else {
+		logger.Warn("Redis call metrics are unavailable; running without them", "err", err)
 	}
 	c := &cluster{store: store}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

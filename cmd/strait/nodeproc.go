@@ -83,7 +83,8 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		Relay:                  opts.Relay,
 		RelayAPIs:              proxy.APIs(),
 		PeerTLS:                opts.Security.clientTLS(),
-	}, cache, n.logger)
+		Tracer:                 tracerIfOn(tel, "github.com/strait-io/strait/partitionlog/node"),
+	}, cache, logger) // the node names itself in its lines
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +92,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		return nil, fmt.Errorf("node %d: open partitions: %w", opts.ID, err)
 	}
 	n.server = srv
-	n.logger.Info("node recovered its partitions", "took", time.Since(started).Round(time.Millisecond), "addr", opts.Advertise)
+	n.logger.Debug("node recovered its partitions", "took", time.Since(started).Round(time.Millisecond), "addr", opts.Advertise)
 	go srv.Run(ctx)
 	go n.keepRegistered(ctx)
 	n.wire = &wire.Server{
@@ -108,6 +109,9 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 	}
 	if err := observeConsumerReads(tel, opts.ID, srv.ConsumerReadStats); err != nil {
 		n.logger.Warn("consumer read metrics are unavailable; serving without them", "err", err)
+	}
+	if err := observePartitions(tel, opts.ID, srv); err != nil {
+		n.logger.Warn("partition metrics are unavailable; serving without them", "err", err)
 	}
 	go serve(n.wire, opts.Listener, n.logger)
 	return n, nil

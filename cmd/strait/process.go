@@ -10,9 +10,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
@@ -32,9 +36,52 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	return logger, nil
 }
 
+// telemetryFlags are how dev, proxy and node are traced and metered. The tracing
+// flags override the standard OpenTelemetry environment variables, which apply where
+// a flag is not given (observability.Tracing).
+type telemetryFlags struct {
+	Tracing       observability.Tracing
+	ClientIDs     string // --metrics-client-ids, comma-separated
+	MaxClientIDs  int
+	clientIDsList []string
+}
+
+func (c *telemetryFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Tracing.Exporter, "traces-exporter", "", "where spans go: otlp, console (standard output) or none (default: OTEL_TRACES_EXPORTER, else none: tracing is off)")
+	fs.StringVar(&c.Tracing.Endpoint, "otlp-endpoint", "", "OTLP receiver's base URL, e.g. http://localhost:4318 for http/protobuf (/v1/traces is appended) or http://localhost:4317 for grpc (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
+	fs.StringVar(&c.Tracing.Protocol, "otlp-protocol", "", "OTLP protocol: grpc or http/protobuf (default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)")
+	fs.StringVar(&c.Tracing.Sampler, "traces-sampler", "", "which traces to keep: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio (default: OTEL_TRACES_SAMPLER, else parentbased_always_on)")
+	fs.StringVar(&c.Tracing.SamplerArg, "traces-sampler-arg", "", "the sampler's ratio, 0 to 1, for traceidratio samplers (default: OTEL_TRACES_SAMPLER_ARG, else 1)")
+	fs.BoolVar(&c.Tracing.SampleLinkedRecords, "traces-sample-linked-records", false, "trace every produce whose records carry a sampled W3C traceparent header, whatever the sampler says")
+	fs.StringVar(&c.ClientIDs, "metrics-client-ids", "", "comma-separated client ids that request metrics name in their client_id label; others count as \"other\" (default: the first --metrics-max-client-ids ids seen)")
+	fs.IntVar(&c.MaxClientIDs, "metrics-max-client-ids", 20, "without --metrics-client-ids: how many client ids, first seen first served, request metrics name; later ones count as \"other\"")
+}
+
+func (c *telemetryFlags) validate() error {
+	if c.MaxClientIDs < 0 {
+		return fmt.Errorf("--metrics-max-client-ids %d: must not be negative", c.MaxClientIDs)
+	}
+	c.clientIDsList = nil
+	if c.ClientIDs != "" {
+		c.clientIDsList = strings.Split(c.ClientIDs, ",")
+	}
+	return nil
+}
+
+// config is the telemetry configuration of one process.
+func (c *telemetryFlags) config(tier, instance string) observability.Config {
+	return observability.Config{
+		ServiceName: "strait",
+		Tier:        tier,
+		InstanceID:  instance,
+		Tracing:     c.Tracing,
+		ClientIDs:   observability.ClientIDLabels{Allow: c.clientIDsList, Max: c.MaxClientIDs},
+	}
+}
+
 // startObservability sets up telemetry and the admin server, ready once *ready is set.
-func startObservability(tier, instance, adminAddr string, logger *slog.Logger, ready *atomic.Bool) (*observability.Telemetry, *observability.AdminServer, error) {
-	tel, err := observability.New(observability.Config{ServiceName: "strait", Tier: tier, InstanceID: instance})
+func startObservability(cfg observability.Config, adminAddr string, logger *slog.Logger, ready *atomic.Bool) (*observability.Telemetry, *observability.AdminServer, error) {
+	tel, err := observability.New(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,12 +256,18 @@ func observeListener(tel *observability.Telemetry, tier, name string, s *wire.Se
 // observeRequests is a Kafka listener's Observe hook. Each request is observed as coming
 // from its origin (the real client, behind a proxy), and its handler's context carries
 // that origin on with the request's own span as traceparent, so that what it forwards
-// continues the trace.
-func observeRequests(tel *observability.Telemetry, tier string) func(context.Context, int16, int16) (context.Context, func(int, int, error)) {
+// continues the trace. With tracing on, a Produce straight from a client links to the
+// traces its records name; a forwarded one was linked by the proxy already.
+func observeRequests(tel *observability.Telemetry, tier string) func(context.Context, *wire.Request) (context.Context, func(int, int, error)) {
 	observe := tel.ObserveRequestFrom(tier)
-	return func(ctx context.Context, key, version int16) (context.Context, func(int, int, error)) {
-		o, _ := wire.OriginFrom(ctx)
-		ctx, done := observe(ctx, key, version, observability.RequestOrigin{ClientID: o.ClientID, ClientAddr: o.ClientAddr, TraceParent: o.TraceParent})
+	tracing := tel.Tracing()
+	return func(ctx context.Context, req *wire.Request) (context.Context, func(int, int, error)) {
+		o := req.Origin
+		origin := observability.RequestOrigin{ClientID: o.ClientID, ClientAddr: o.ClientAddr, TraceParent: o.TraceParent}
+		if produce, ok := req.Body.(*kmsg.ProduceRequest); ok && tracing && !req.Internal {
+			origin.Links = observability.ProduceRecordLinks(produce)
+		}
+		ctx, done := observe(ctx, req.Header.Key, req.Header.Version, origin)
 		o.TraceParent = observability.TraceParent(ctx)
 		return wire.WithOrigin(ctx, o), done
 	}
@@ -246,4 +299,13 @@ func observeUpstream(tel *observability.Telemetry, stats func() wire.PoolStats) 
 		st := stats()
 		return observability.UpstreamStats{Conns: st.Conns, Dials: st.Dials, DialErrors: st.DialErrors}
 	})
+}
+
+// tracerIfOn returns a tracer of the named scope for the spans a component starts on
+// its own (not under a request's), or nil with tracing off, which skips them.
+func tracerIfOn(tel *observability.Telemetry, scope string) trace.Tracer {
+	if !tel.Tracing() {
+		return nil
+	}
+	return tel.Tracer(scope)
 }

@@ -37,6 +37,7 @@ type proxyConfig struct {
 	Security             securityConfig
 	listeners            []listenerSpec // from --listeners or --listen
 	Txn                  txnFlags
+	Telemetry            telemetryFlags
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -54,6 +55,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	modeFlags(fs, &c.Mode, &c.Rack)
 	c.Security.flags(fs)
 	c.Txn.flags(fs, 50)
+	c.Telemetry.flags(fs)
 }
 
 // modeFlags are a proxy's mode and rack, for `strait proxy` and `strait dev`.
@@ -92,6 +94,9 @@ func (c *proxyConfig) validate() error {
 	if err := c.Txn.validate(); err != nil {
 		return err
 	}
+	if err := c.Telemetry.validate(); err != nil {
+		return err
+	}
 	return c.Limits.validate()
 }
 
@@ -117,7 +122,7 @@ func runProxy(args []string) error {
 // startProxyCommand runs a proxy of a cluster whose metadata is in Redis.
 func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger) (func(context.Context) error, error) {
 	var ready atomic.Bool
-	tel, admin, err := startObservability("proxy", cfg.Listen, cfg.Admin, logger, &ready)
+	tel, admin, err := startObservability(cfg.Telemetry.config("proxy", cfg.Listen), cfg.Admin, logger, &ready)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +131,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		stopObservability(ctx, admin, tel)
 		return nil, err
 	}
-	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, admin)
+	c, err := connectCluster(ctx, cfg.Redis, cfg.Cluster, logger, tel, admin)
 	if err != nil {
 		stopObservability(ctx, admin, tel)
 		return nil, err
@@ -160,6 +165,7 @@ func startProxyCommand(ctx context.Context, cfg proxyConfig, logger *slog.Logger
 		return nil, err
 	}
 	admin.AddCheck(observabilityGroupsCheck(pp))
+	serveClusterView(admin, clusterView{store: c.store, proxies: ownProxy(advertise)})
 	ready.Store(true)
 	logger.Info("strait proxy is ready: point Kafka clients at "+advertise, "id", pp.opts.ID, "listeners", advertisedListeners(listeners), "authorizer", sec.authorizer != nil,
 		"admin", admin.Addr().String(), "cluster", cfg.Cluster, "version", version)

@@ -73,12 +73,13 @@ type proxyProcess struct {
 	loops     sync.WaitGroup
 	wire      []*wire.Server // one per listener
 	logger    *slog.Logger
+	tel       *observability.Telemetry
 }
 
 // startProxyProcess registers the proxy, starts its group coordinator once a node
 // exists to hold __consumer_offsets, and starts serving.
 func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Store, cache *routing.Cache, tel *observability.Telemetry, logger *slog.Logger) (*proxyProcess, error) {
-	pp := &proxyProcess{opts: opts, store: store, cache: cache, logger: logger.With("tier", "proxy")}
+	pp := &proxyProcess{opts: opts, store: store, cache: cache, logger: logger.With("tier", "proxy"), tel: tel}
 	if err := pp.register(ctx); err != nil {
 		return nil, err
 	}
@@ -139,6 +140,12 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 	if err := observeUpstream(tel, p.UpstreamStats); err != nil {
 		pp.logger.Warn("upstream connection metrics are unavailable; serving without them", "err", err)
 	}
+	if err := observeCluster(tel, cache); err != nil {
+		pp.logger.Warn("cluster metrics are unavailable; serving without them", "err", err)
+	}
+	if err := observeGroups(tel, p); err != nil {
+		pp.logger.Warn("consumer group metrics are unavailable; serving without them", "err", err)
+	}
 	for i, l := range opts.Listeners {
 		go serve(pp.wire[i], l.ln, pp.logger)
 	}
@@ -189,6 +196,7 @@ func (pp *proxyProcess) startGroups(ctx context.Context) error {
 	cfg := coordinator.Config{
 		Partitions: int32(pp.opts.OffsetsPartitions),
 		Classic:    classic.Config{InitialRebalanceDelay: delay},
+		Tracer:     tracerIfOn(pp.tel, "github.com/strait-io/strait/coordinator"),
 	}
 	for logged := false; ; {
 		err := pp.proxy.StartGroups(ctx, cfg)

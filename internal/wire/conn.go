@@ -359,7 +359,11 @@ func (c *conn) dispatch(payload []byte) error {
 	if err == nil {
 		err = originErr
 	}
-	ctx, done := c.srv.observe(WithOrigin(c.ctx, origin), h)
+	req := &Request{Header: h, Body: body, RemoteAddr: c.nc.RemoteAddr(), Origin: origin, Internal: c.internal}
+	if err != nil {
+		req.Body = nil
+	}
+	ctx, done := c.srv.observe(WithOrigin(c.ctx, origin), req)
 	res := &result{corr: h.CorrelationID, bytesIn: 4 + len(payload), done: done}
 	c.order(res)
 	switch {
@@ -372,7 +376,6 @@ func (c *conn) dispatch(payload []byte) error {
 		return err
 	}
 	res.reqHeld = c.dispatched()
-	req := &Request{Header: h, Body: body, RemoteAddr: c.nc.RemoteAddr(), Origin: origin, Internal: c.internal}
 	var after <-chan struct{}
 	var handled chan struct{}
 	if res.ordered {

@@ -45,14 +45,15 @@ func (p *Pool) localServer(addr string) *Server {
 func (s *Server) serveLocal(ctx context.Context, req kmsg.Request) (resp kmsg.Response, err error) {
 	origin, _ := OriginFrom(ctx)
 	h := RequestHeader{Key: req.Key(), Version: req.GetVersion(), ClientID: origin.ClientID}
-	ctx, done := s.observe(WithOrigin(ctx, origin), h)
+	wr := &Request{Header: h, Body: req, Origin: origin, Internal: true}
+	ctx, done := s.observe(WithOrigin(ctx, origin), wr)
 	defer func() {
 		if p := recover(); p != nil {
 			resp, err = nil, fmt.Errorf("wire: handler panic on local %s: %v\n%s", kmsg.NameForKey(h.Key), p, debug.Stack())
 		}
 		done(0, 0, err)
 	}()
-	resp, err = s.Handler.ServeKafka(ctx, &Request{Header: h, Body: req, Origin: origin, Internal: true})
+	resp, err = s.Handler.ServeKafka(ctx, wr)
 	if err != nil {
 		return nil, fmt.Errorf("wire: local %s: %w", kmsg.NameForKey(h.Key), err)
 	}

@@ -65,12 +65,13 @@ type Server struct {
 	// nil means: every key kmsg knows, versions 0..kmsg max.
 	Versions func(key int16) (min, max int16, ok bool)
 	// Observe, when set, is called as each request starts (once it is decoded), with a
-	// ctx that carries the request's Origin; the returned func is called once the
-	// response was written (or dropped), with the frame sizes in and out (0 out for no
-	// response) and the handler error, if any. The returned ctx is passed to the handler
-	// (it carries the request's span, and may carry an Origin with the span's
-	// traceparent for what the handler forwards).
-	Observe func(ctx context.Context, key, version int16) (context.Context, func(bytesIn, bytesOut int, err error))
+	// ctx that carries the request's Origin and the request as the handler will see it
+	// (its Body is nil if it could not be decoded; Observe must not change it); the
+	// returned func is called once the response was written (or dropped), with the
+	// frame sizes in and out (0 out for no response) and the handler error, if any. The
+	// returned ctx is passed to the handler (it carries the request's span, and may
+	// carry an Origin with the span's traceparent for what the handler forwards).
+	Observe func(ctx context.Context, req *Request) (context.Context, func(bytesIn, bytesOut int, err error))
 	// Security authenticates connections (TLS, SASL, client certificates); the zero
 	// value serves plaintext and takes every client as User:ANONYMOUS.
 	Security Security
@@ -297,11 +298,11 @@ func (s *Server) memoryBudget() *MemoryBudget {
 }
 
 // observe starts observing one request; it never returns a nil func.
-func (s *Server) observe(ctx context.Context, h RequestHeader) (context.Context, func(int, int, error)) {
+func (s *Server) observe(ctx context.Context, req *Request) (context.Context, func(int, int, error)) {
 	if s.Observe == nil {
 		return ctx, func(int, int, error) {}
 	}
-	ctx, done := s.Observe(ctx, h.Key, h.Version)
+	ctx, done := s.Observe(ctx, req)
 	if done == nil {
 		done = func(int, int, error) {}
 	}

@@ -352,7 +352,8 @@ func TestServerObserve(t *testing.T) {
 		calls []call
 		done  = make(chan struct{}, 2)
 	)
-	observe := func(ctx context.Context, k, v int16) (context.Context, func(int, int, error)) {
+	observe := func(ctx context.Context, req *Request) (context.Context, func(int, int, error)) {
+		k, v := req.Header.Key, req.Header.Version
 		return context.WithValue(ctx, key{}, "span"), func(in, out int, err error) {
 			mu.Lock()
 			calls = append(calls, call{k, v, in, out})

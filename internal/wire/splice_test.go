@@ -435,7 +435,7 @@ func TestSplicedRelease(t *testing.T) {
 				return splicedFetch("t", [][]FileRange{big}, rel.release), nil
 			}
 			s := &Server{Handler: HandlerFunc(h), ZeroCopy: zeroCopy,
-				Observe: func(ctx context.Context, _, _ int16) (context.Context, func(int, int, error)) {
+				Observe: func(ctx context.Context, _ *Request) (context.Context, func(int, int, error)) {
 					return ctx, func(_, out int, _ error) { written.Store(int64(out)) }
 				}}
 			addr := startServer(t, s)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/partitionlog"
@@ -27,20 +28,23 @@ import (
 //
 // With Config.ZeroCopy the record bytes are not read at all: the answer names ranges
 // of segment files, which the wire server sends with sendfile.
+//
+// A follower's fetch names the span it comes from, which leaders' traced acks=all waits
+// link to when it moves the high watermark (caller).
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+	caller := trace.SpanContextFromContext(ctx)
 	if req.Version < 7 || (req.SessionID == 0 && req.SessionEpoch == -1) {
-		return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req) })
+		return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req, caller) })
 	}
 	if req.SessionEpoch == -1 { // close the session, then fetch without one
 		s.sessions.close(req.SessionID)
-		return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req) })
+		return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req, caller) })
 	}
 	var sess *fetchSession
 	full := req.SessionEpoch == 0
 	if full {
 		if sess = s.sessions.open(req.SessionID, req.ReplicaID, time.Now()); sess == nil {
-			// The cache is full: no session.
-			return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req) })
+			return s.longPoll(ctx, req, nil, s.readable.wait, func() *fetchRead { return s.readFetch(req, caller) }) // cache full: no session
 		}
 	} else {
 		var code int16
@@ -54,7 +58,7 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		return sessionError(req, kerr.InvalidFetchSessionEpoch.Code)
 	}
 	sess.update(req)
-	resp := s.longPoll(ctx, req, sess.closed, sess.wait, func() *fetchRead { return s.readSession(req, sess, full) })
+	resp := s.longPoll(ctx, req, sess.closed, sess.wait, func() *fetchRead { return s.readSession(req, sess, full, caller) })
 	sess.epoch = nextSessionEpoch(sess.epoch)
 	sess.lastUsed = time.Now()
 	return resp
@@ -65,11 +69,13 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 // of MinBytes it waits for the channel news returned before that read.
 func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, abort <-chan struct{}, news func() <-chan struct{}, read func() *fetchRead) kmsg.Response {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
-	for {
+	for passes := 1; ; passes++ {
 		ready := news() // taken before reading so no append slips between
+		started := time.Now()
 		f := read()
 		wait := time.Until(deadline)
 		if f.size >= int(req.MinBytes) || f.failed || f.redirected || wait <= 0 || ctx.Err() != nil || isClosed(abort) {
+			traceRead(ctx, started, passes, f)
 			f.commit()
 			s.consumerReads.add(f.reads)
 			return f.response()
@@ -105,6 +111,7 @@ func sessionError(req *kmsg.FetchRequest, code int16) kmsg.Response {
 
 // fetchRead is one pass over a fetch's partitions.
 type fetchRead struct {
+	caller trace.SpanContext // the fetch's span, for a follower's
 	resp   *kmsg.FetchResponse
 	size   int
 	failed bool
@@ -148,8 +155,8 @@ func fetchBudget(req *kmsg.FetchRequest) int32 {
 }
 
 // readFetch reads every requested partition once, keeping to the request's MaxBytes.
-func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
-	f := &fetchRead{resp: req.ResponseKind().(*kmsg.FetchResponse)}
+func (s *Server) readFetch(req *kmsg.FetchRequest, caller trace.SpanContext) *fetchRead {
+	f := &fetchRead{caller: caller, resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	snap := s.view.Snapshot()
 	rd := readerOf(req)
 	budget := fetchBudget(req)
@@ -173,8 +180,8 @@ func (s *Server) readFetch(req *kmsg.FetchRequest) *fetchRead {
 // by this request, marked by their replica since the last pass, or with news not yet
 // answered), all of them only when the metadata changed; the cheap test for news
 // (offsets compared, no read) runs first.
-func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bool) *fetchRead {
-	f := &fetchRead{resp: req.ResponseKind().(*kmsg.FetchResponse)}
+func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bool, caller trace.SpanContext) *fetchRead {
+	f := &fetchRead{caller: caller, resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	f.resp.SessionID = sess.id
 	snap := s.view.Snapshot()
 	sess.takeMarked()
@@ -202,7 +209,7 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 		if sp.unreported && sp.route != nil {
 			// A follower's new position may advance the high watermark, news in itself.
 			sp.unreported = false
-			if _, err := s.readBound(sp.route, req.ReplicaID, sp.request.FetchOffset); err != nil {
+			if _, err := s.readBound(sp.route, req.ReplicaID, sp.request.FetchOffset, caller); err != nil {
 				sp.route, sp.routeErr = nil, err
 			}
 		}
@@ -296,7 +303,7 @@ func (s *Server) reportIdle(sess *fetchSession) {
 	sess.refreshedAt = now
 	for _, sp := range sess.partitions {
 		if sp.route != nil {
-			if outOfISR, err := sp.route.followerFetched(sess.replicaID, sp.request.FetchOffset); err == nil && outOfISR {
+			if outOfISR, err := sp.route.followerFetched(sess.replicaID, sp.request.FetchOffset, trace.SpanContext{}); err == nil && outOfISR {
 				s.kickISR()
 			}
 		}
@@ -320,7 +327,7 @@ func (s *Server) readPartition(f *fetchRead, snap *routing.Snapshot, rd reader, 
 		sp.ErrorCode = errorCode(err)
 		return sp, 0
 	}
-	readTo, err := s.readBound(r, rd.replicaID, rp.FetchOffset)
+	readTo, err := s.readBound(r, rd.replicaID, rp.FetchOffset, f.caller)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
 		return sp, 0
@@ -395,11 +402,11 @@ func abortedTransactions(r *replica, fetchOffset, next int64) []kmsg.FetchRespon
 
 // readBound is the offset a fetch may read up to, and for a follower it records the
 // progress its fetch offset reports, which may advance the high watermark.
-func (s *Server) readBound(r *replica, replicaID int32, fetchOffset int64) (int64, error) {
+func (s *Server) readBound(r *replica, replicaID int32, fetchOffset int64, caller trace.SpanContext) (int64, error) {
 	if replicaID < 0 {
 		return r.highWatermark(), nil
 	}
-	outOfISR, err := r.followerFetched(replicaID, fetchOffset)
+	outOfISR, err := r.followerFetched(replicaID, fetchOffset, caller)
 	if err != nil {
 		return 0, err
 	}

@@ -133,7 +133,7 @@ func (f *fetcher) run(ctx context.Context) {
 			f.idle(ctx, set)
 			continue
 		}
-		if err := f.fetch(ctx, addr.Addr, req, set, &sess); err != nil && ctx.Err() == nil {
+		if err := f.tracedFetch(ctx, addr.Addr, req, set, &sess); err != nil && ctx.Err() == nil {
 			f.logger.Debug("replica fetch from the leader failed; retrying", "err", err)
 			sleepCtx(ctx, replicaFetchBackoff)
 		}
@@ -222,6 +222,15 @@ func (f *fetcher) truncateOne(key partitionKey, st *fetchState, got kmsg.OffsetF
 		logger.Error("truncating the divergent tail failed; retrying", "to", point, "err", err)
 		st.retryAt = time.Now().Add(replicaFetchBackoff)
 	}
+}
+
+// tracedFetch is fetch in a span of its own, when tracing is on.
+func (f *fetcher) tracedFetch(ctx context.Context, addr string, req *kmsg.FetchRequest, set *fetchSet, sess *fetcherSession) error {
+	ctx, span := f.s.startReplicaFetch(ctx, f.leader, len(set.states)-len(set.parked), req.SessionID)
+	defer span.End()
+	err := f.fetch(ctx, addr, req, set, sess)
+	endWithError(span, err)
+	return err
 }
 
 // fetch sends one replica fetch and applies its answer. A change of the followed set

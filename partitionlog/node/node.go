@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/partitionlog"
@@ -75,6 +76,9 @@ type Config struct {
 	// PeerTLS, when set, makes connections to peer nodes TLS with the config it
 	// returns, presenting this node's certificate (mTLS between nodes).
 	PeerTLS func() (*tls.Config, error)
+	// Tracer starts the spans of this node's own work, such as its fetches as a
+	// follower; nil when tracing is off, which skips them.
+	Tracer trace.Tracer
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
@@ -36,16 +37,16 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Re
 				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
 				continue
 			}
-			wait, err := s.produceOne(rt.Topic, rp.Partition, rp.Records, req, snap, sp)
+			wait, err := s.produceOne(ctx, rt.Topic, rp.Partition, rp.Records, req, snap, sp)
 			if err != nil {
-				s.refuse(sp, rt.Topic, err)
+				s.refuse(ctx, sp, rt.Topic, err)
 				continue
 			}
 			if wait != nil {
 				topic := rt.Topic
 				waits = append(waits, func() {
 					if err := wait(ctx); err != nil {
-						s.refuse(sp, topic, err)
+						s.refuse(ctx, sp, topic, err)
 					}
 				})
 			}
@@ -65,7 +66,7 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Re
 
 // refuse puts err in a partition's answer, with the records a validation blamed in
 // RecordErrors (KIP-467).
-func (s *Server) refuse(sp *kmsg.ProduceResponseTopicPartition, topic string, err error) {
+func (s *Server) refuse(ctx context.Context, sp *kmsg.ProduceResponseTopicPartition, topic string, err error) {
 	sp.ErrorCode = errorCode(err)
 	msg := err.Error()
 	sp.ErrorMessage = &msg
@@ -77,12 +78,24 @@ func (s *Server) refuse(sp *kmsg.ProduceResponseTopicPartition, topic string, er
 			sp.ErrorRecords = append(sp.ErrorRecords, rec)
 		}
 	}
-	s.logger.Debug("produce refused", "topic", topic, "partition", sp.Partition, "err", err)
+	s.logger.DebugContext(ctx, "produce refused", "topic", topic, "partition", sp.Partition, "err", err)
 }
 
 // produceOne appends to one partition; for acks=all it returns how to wait until the
-// batch is committed.
-func (s *Server) produceOne(topic string, index int32, records []byte, req *kmsg.ProduceRequest, snap *routing.Snapshot, out *kmsg.ProduceResponseTopicPartition) (func(context.Context) error, error) {
+// batch is committed. A traced request gets a span for the append and one for the wait.
+func (s *Server) produceOne(ctx context.Context, topic string, index int32, records []byte, req *kmsg.ProduceRequest, snap *routing.Snapshot, out *kmsg.ProduceResponseTopicPartition) (func(context.Context) error, error) {
+	_, span := startPartitionSpan(ctx, "append", topic, index)
+	defer span.End()
+	wait, err := s.appendOne(topic, index, records, req, snap, out)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int(recordsBytesAttr, len(records)), attribute.Int64(baseOffsetAttr, out.BaseOffset))
+		endWithError(span, err)
+	}
+	return wait, err
+}
+
+// appendOne is produceOne's work.
+func (s *Server) appendOne(topic string, index int32, records []byte, req *kmsg.ProduceRequest, snap *routing.Snapshot, out *kmsg.ProduceResponseTopicPartition) (func(context.Context) error, error) {
 	r, p, err := s.lookup(snap, topic, index)
 	if err != nil {
 		return nil, err
@@ -113,7 +126,11 @@ func (s *Server) produceOne(topic string, index int32, records []byte, req *kmsg
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	return func(ctx context.Context) error {
-		if err := r.waitCommitted(ctx, res.LastOffset, timeout); err != nil {
+		_, span := startPartitionSpan(ctx, "acks=all wait", topic, index)
+		defer span.End()
+		err := r.waitCommitted(ctx, res.LastOffset, timeout, span)
+		endWithError(span, err)
+		if err != nil {
 			return fmt.Errorf("%s-%d: %w", topic, index, err)
 		}
 		if err := checkISR(r, req.Acks, minISR, errNotEnoughReplicasAfterAppend); err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	rstate "github.com/strait-io/strait/partitionlog/replica"
 	"github.com/strait-io/strait/routing"
 )
@@ -31,6 +33,9 @@ type leadership struct {
 	leader      *rstate.Leader // when leading
 	following   *fetcher       // when following: the fetcher of the leader node
 	hwAdvanced  broadcast      // wakes acks=all produces waiting for the high watermark
+	// waiters are the traced acks=all produces waiting here, which follower fetches
+	// link themselves to; empty unless a traced produce waits.
+	waiters []*commitWaiter
 }
 
 // applyRole moves the partition to the role the metadata gives it: leader or follower
@@ -63,7 +68,7 @@ func (s *Server) becomeLeaderLocked(key partitionKey, r *replica, p routing.Part
 	st.leader = rstate.NewLeader(rstate.Config{LagTimeMax: s.cfg.ReplicaLagTimeMax}, s.cfg.ID, p.Replicas, p.ISR,
 		p.LeaderEpoch, r.log.EndOffset(), r.log.HighWatermark(), now)
 	r.log.SetHighWatermark(st.leader.HighWatermark())
-	s.logger.Info("leading partition", "topic", key.topic, "partition", key.index, "leader_epoch", p.LeaderEpoch,
+	s.logger.Debug("leading partition", "topic", key.topic, "partition", key.index, "leader_epoch", p.LeaderEpoch,
 		"isr", p.ISR, "log_end_offset", r.log.EndOffset(), "high_watermark", r.log.HighWatermark())
 }
 
@@ -78,7 +83,7 @@ func (s *Server) becomeFollowerLocked(key partitionKey, r *replica, p routing.Pa
 	}
 	st.following = s.fetcher(p.Leader)
 	st.following.follow(key, followed{r: r, leaderEpoch: p.LeaderEpoch})
-	s.logger.Info("following partition", "topic", key.topic, "partition", key.index, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
+	s.logger.Debug("following partition", "topic", key.topic, "partition", key.index, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
 }
 
 // stopReplication ends following when the partition is closed or removed.
@@ -135,13 +140,17 @@ func (r *replica) appended(end int64) {
 	}
 }
 
-// followerFetched records a follower's progress, reported by its fetch offset.
-func (r *replica) followerFetched(follower int32, fetchOffset int64) (outOfISR bool, err error) {
+// followerFetched records a follower's progress, reported by its fetch offset; fetch is
+// that fetch's span, which traced produces waiting for the follower link to.
+func (r *replica) followerFetched(follower int32, fetchOffset int64, fetch trace.SpanContext) (outOfISR bool, err error) {
 	r.state.mu.Lock()
 	defer r.state.mu.Unlock()
 	l := r.state.leader
 	if l == nil {
 		return false, errNotLeader
+	}
+	for _, w := range r.state.waiters {
+		w.fetchedPast(follower, fetchOffset, fetch)
 	}
 	if l.FollowerFetched(follower, fetchOffset, time.Now()) {
 		r.publishHighWatermarkLocked()
@@ -157,8 +166,17 @@ func (r *replica) publishHighWatermarkLocked() {
 }
 
 // waitCommitted blocks until the high watermark passes offset (every ISR replica has
-// it), the partition stops being led here, the timeout passes or ctx ends.
-func (r *replica) waitCommitted(ctx context.Context, offset int64, timeout time.Duration) error {
+// it), the partition stops being led here, the timeout passes or ctx ends. A recording
+// span gets links to the follower fetches that went past offset meanwhile.
+func (r *replica) waitCommitted(ctx context.Context, offset int64, timeout time.Duration, span trace.Span) error {
+	if span.IsRecording() {
+		w := r.await(offset)
+		defer func() {
+			for _, l := range r.unawait(w) {
+				span.AddLink(l)
+			}
+		}()
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -182,4 +200,21 @@ func (r *replica) waitCommitted(ctx context.Context, offset int64, timeout time.
 			return ctx.Err()
 		}
 	}
+}
+
+// await registers a traced wait for offset.
+func (r *replica) await(offset int64) *commitWaiter {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	w := &commitWaiter{offset: offset}
+	r.state.waiters = append(r.state.waiters, w)
+	return w
+}
+
+// unawait removes a traced wait and returns the links it collected.
+func (r *replica) unawait(w *commitWaiter) []trace.Link {
+	r.state.mu.Lock()
+	defer r.state.mu.Unlock()
+	r.state.waiters = slices.DeleteFunc(r.state.waiters, func(x *commitWaiter) bool { return x == w })
+	return w.links
 }

@@ -73,8 +73,8 @@ func newTestCluster(t *testing.T, ids ...int32) *testCluster {
 }
 
 // observe counts the Fetch requests in flight.
-func (n *testNode) observe(ctx context.Context, key, _ int16) (context.Context, func(int, int, error)) {
-	if key != 1 {
+func (n *testNode) observe(ctx context.Context, req *wire.Request) (context.Context, func(int, int, error)) {
+	if req.Header.Key != 1 {
 		return ctx, nil
 	}
 	now := n.fetching.Add(1)

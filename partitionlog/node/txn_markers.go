@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
@@ -78,7 +79,7 @@ func (s *Server) appendMarker(snap *routing.Snapshot, topic string, index int32,
 	}
 	r.appended(r.log.EndOffset())
 	return func(ctx context.Context) error {
-		return r.waitCommitted(ctx, res.LastOffset, markerTimeout)
+		return r.waitCommitted(ctx, res.LastOffset, markerTimeout, trace.SpanFromContext(ctx))
 	}, nil
 }
 
