@@ -87,6 +87,7 @@ type Cluster struct {
 	// (Kill, then Restart) brings it back empty on the same port.
 	Redis    *Process
 	RedisURL string
+	Name     string // --cluster, which scopes the routing keys in Redis
 	Nodes    []*Process
 	Proxies  []*Process
 }
@@ -107,7 +108,7 @@ func StartCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 	redisBin := requireRedis(t)
 	bin := StraitBin(t)
 
-	c := &Cluster{}
+	c := &Cluster{Name: cfg.name}
 	c.Redis = StartRedis(t, redisBin)
 	c.RedisURL = "redis://" + c.Redis.Addr()
 

@@ -171,7 +171,7 @@ func TestFailoverMaskedFromRawProducer(t *testing.T) {
 	c := StartCluster(t, ClusterNodes(3), Proxies(1), NodeArgs(fastISR))
 	adm := c.Admin(t, 0)
 	createReplicatedTopic(t, adm, topic, 1, 3, 2)
-	waitISR(t, c.Client(t, 0), topic, 1, 3, replicationTimeout)
+	waitISR(t, c, topic, 1, 3, replicationTimeout)
 	leader := newNodeProber(t, c).mustLeaderOf(t, topic, 0, replicationTimeout)
 
 	cl := c.Client(t, 0, produceByName())

@@ -29,7 +29,7 @@ func TestLargeTopicKeepsNodesAlive(t *testing.T) {
 	createReplicatedTopic(t, adm, "side", 3, 3, 2)
 	start := time.Now()
 	createReplicatedTopic(t, adm, "wide", partitions, 3, 2)
-	waitISR(t, cl, "wide", partitions, 3, 3*time.Minute)
+	waitISR(t, c, "wide", partitions, 3, 3*time.Minute)
 	t.Logf("%d partitions at RF 3 created in %v", partitions, time.Since(start).Round(time.Millisecond))
 
 	before := leaderEpochs(t, cl, "wide")

@@ -32,7 +32,7 @@ func TestRackAwareFetchForward(t *testing.T) {
 	c := StartCluster(t, ClusterNodes(3),
 		NodeArgsAt(0, "--rack", "a"), NodeArgsAt(1, "--rack", "b"), NodeArgsAt(2, "--rack", "c"))
 	createReplicatedTopic(t, c.Admin(t, 0), rackTopic, 3, 3, 2)
-	waitISR(t, c.Client(t, 0), rackTopic, 3, 3, clusterTimeout)
+	waitISR(t, c, rackTopic, 3, 3, clusterTimeout)
 	prober := newNodeProber(t, c)
 	leaders := map[int32]string{}
 	for p := range int32(3) {

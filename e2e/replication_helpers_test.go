@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,14 +18,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/strait-io/strait/routing"
 )
 
 // Helpers for the replication tests (replication_test.go): replicated
-// topics, partition state read from Metadata, finding the node that leads a
+// topics, partition state read from the routing metadata in Redis, finding the node that leads a
 // partition, a pipelined acks=all producer that remembers what was
 // acknowledged, Jepsen-style checks of what is read back, and a byte-level
 // comparison of the replicas' segment files.
@@ -66,9 +68,11 @@ func createReplicatedTopic(t testing.TB, adm *kadm.Client, topic string, partiti
 	}
 }
 
-// partitionState is one partition as Metadata reports it. In forward mode
-// Leader is a proxy; Replicas (in assignment order: the first is the
-// preferred leader) and ISR (sorted) are node ids.
+// partitionState is one partition as the routing metadata in Redis holds it:
+// Leader a node id, Replicas (in assignment order: the first is the preferred
+// leader) and ISR (sorted) node ids. Metadata is not asked, since in forward
+// mode it names proxies for all three (clients look replicas up among the
+// listed brokers).
 type partitionState struct {
 	Partition     int32
 	Leader, Epoch int32
@@ -76,39 +80,33 @@ type partitionState struct {
 }
 
 func (p partitionState) String() string {
-	return fmt.Sprintf("p%d{epoch %d replicas %v isr %v}", p.Partition, p.Epoch, p.Replicas, p.ISR)
+	return fmt.Sprintf("p%d{leader %d epoch %d replicas %v isr %v}", p.Partition, p.Leader, p.Epoch, p.Replicas, p.ISR)
 }
 
-// partitionStates sends one Metadata request for topic to cl's (only) seed
-// broker, bypassing the client's metadata cache, and returns each
-// partition's state. It fails if the topic or a partition has an error.
-func partitionStates(ctx context.Context, cl *kgo.Client, topic string) (map[int32]partitionState, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+// partitionStates reads topic's partitions from the cluster's redis-server,
+// the state the controller and nodes agreed on.
+func partitionStates(ctx context.Context, c *Cluster, topic string) (map[int32]partitionState, error) {
+	store, err := routing.NewRedisStore(ctx, c.RedisURL, c.Name, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return nil, fmt.Errorf("metadata for %s: %w", topic, err)
+		return nil, fmt.Errorf("routing store at %s: %w", c.RedisURL, err)
 	}
-	if len(resp.Topics) != 1 {
-		return nil, fmt.Errorf("metadata for %s: %d topics in the answer", topic, len(resp.Topics))
+	defer store.Close()
+	snap, err := store.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("routing snapshot for %s: %w", topic, err)
 	}
-	mt := resp.Topics[0]
-	if err := kerr.ErrorForCode(mt.ErrorCode); err != nil {
-		return nil, fmt.Errorf("metadata for %s: %w", topic, err)
+	t, ok := snap.Topic(topic)
+	if !ok {
+		return nil, fmt.Errorf("topic %s is not in the routing metadata", topic)
 	}
-	out := make(map[int32]partitionState, len(mt.Partitions))
-	for _, mp := range mt.Partitions {
-		if err := kerr.ErrorForCode(mp.ErrorCode); err != nil {
-			return nil, fmt.Errorf("metadata for %s: %w", tp{topic, mp.Partition}, err)
-		}
-		out[mp.Partition] = partitionState{
-			Partition: mp.Partition,
-			Leader:    mp.Leader,
-			Epoch:     mp.LeaderEpoch,
-			Replicas:  slices.Clone(mp.Replicas),
-			ISR:       slices.Sorted(slices.Values(mp.ISR)),
+	out := make(map[int32]partitionState, len(t.Partitions))
+	for _, p := range t.Partitions {
+		out[p.Index] = partitionState{
+			Partition: p.Index,
+			Leader:    p.Leader,
+			Epoch:     p.LeaderEpoch,
+			Replicas:  slices.Clone(p.Replicas),
+			ISR:       slices.Sorted(slices.Values(p.ISR)),
 		}
 	}
 	return out, nil
@@ -133,7 +131,7 @@ func sortedStates(states map[int32]partitionState) string {
 // waitPartitions polls Metadata until topic has n partitions, each with a
 // leader and each satisfying cond, and returns their states. It fails the
 // test after timeout with the last reason and state.
-func waitPartitions(t testing.TB, cl *kgo.Client, topic string, n int, timeout time.Duration, cond func(partitionState) error) map[int32]partitionState {
+func waitPartitions(t testing.TB, c *Cluster, topic string, n int, timeout time.Duration, cond func(partitionState) error) map[int32]partitionState {
 	t.Helper()
 	var states map[int32]partitionState
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -143,7 +141,7 @@ func waitPartitions(t testing.TB, cl *kgo.Client, topic string, n int, timeout t
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		var err error
-		if states, err = partitionStates(actx, cl, topic); err != nil {
+		if states, err = partitionStates(actx, c, topic); err != nil {
 			return err
 		}
 		if len(states) != n {
@@ -166,9 +164,9 @@ func waitPartitions(t testing.TB, cl *kgo.Client, topic string, n int, timeout t
 }
 
 // waitISR waits until every partition of topic has an ISR of size replicas.
-func waitISR(t testing.TB, cl *kgo.Client, topic string, n, size int, timeout time.Duration) map[int32]partitionState {
+func waitISR(t testing.TB, c *Cluster, topic string, n, size int, timeout time.Duration) map[int32]partitionState {
 	t.Helper()
-	return waitPartitions(t, cl, topic, n, timeout, func(p partitionState) error {
+	return waitPartitions(t, c, topic, n, timeout, func(p partitionState) error {
 		if len(p.ISR) != size {
 			return fmt.Errorf("ISR %v, want %d replicas", p.ISR, size)
 		}

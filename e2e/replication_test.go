@@ -50,9 +50,9 @@ func TestReplicationSurvivesNodeKills(t *testing.T) {
 		bounce     = 3 * time.Second // how long a node stays down in a quick round
 	)
 	c := startReplicatedCluster(t)
-	adm, meta := c.Admin(t, 0), c.Client(t, 0)
+	adm := c.Admin(t, 0)
 	createReplicatedTopic(t, adm, topic, partitions, 3, 2)
-	initial := waitISR(t, meta, topic, partitions, 3, replicationTimeout)
+	initial := waitISR(t, c, topic, partitions, 3, replicationTimeout)
 	for _, p := range initial {
 		if !slices.Equal(slices.Sorted(slices.Values(p.Replicas)), []int32{1, 2, 3}) {
 			t.Fatalf("%s: replicas %v, want every node [1 2 3] (RF 3)", tp{topic, p.Partition}, p.Replicas)
@@ -78,7 +78,7 @@ func TestReplicationSurvivesNodeKills(t *testing.T) {
 				led = append(led, p)
 			}
 		}
-		before := waitISR(t, meta, topic, partitions, 3, replicationTimeout)
+		before := waitISR(t, c, topic, partitions, 3, replicationTimeout)
 		node := c.Nodes[victim-1]
 		acked := producer.count()
 		node.Kill()
@@ -87,7 +87,7 @@ func TestReplicationSurvivesNodeKills(t *testing.T) {
 			// The controller removes the node from the ISRs once its lease
 			// expires and elects new leaders from the ISR, bumping their
 			// leader epochs.
-			after := waitPartitions(t, meta, topic, partitions, leaseTTL+replicationTimeout, func(p partitionState) error {
+			after := waitPartitions(t, c, topic, partitions, leaseTTL+replicationTimeout, func(p partitionState) error {
 				if slices.Contains(p.ISR, victim) {
 					return fmt.Errorf("ISR %v still holds killed node %d", p.ISR, victim)
 				}
@@ -106,7 +106,7 @@ func TestReplicationSurvivesNodeKills(t *testing.T) {
 		}
 		node.Restart(t)
 		restarted := time.Now()
-		back := waitISR(t, meta, topic, partitions, 3, replicationTimeout)
+		back := waitISR(t, c, topic, partitions, 3, replicationTimeout)
 		t.Logf("round %d: node %d back in every ISR %v after its restart; %d records acknowledged during the round: %s",
 			round, victim, time.Since(restarted).Round(time.Millisecond), producer.count()-acked, sortedStates(back))
 	}
@@ -118,11 +118,11 @@ func TestReplicationSurvivesNodeKills(t *testing.T) {
 		t.Errorf("%d of %d records failed although at most one replica was down at a time; first: %v", failed, produced, first)
 	}
 
-	final := waitISR(t, meta, topic, partitions, 3, replicationTimeout)
+	final := waitISR(t, c, topic, partitions, 3, replicationTimeout)
 	if err := waitPreferredLeaders(prober, topic, final, 20*time.Second); err != nil {
 		t.Errorf("preferred leaders not restored within 20s (--leader-imbalance-check-interval 2s): %v", err)
 	}
-	final = waitISR(t, meta, topic, partitions, 3, replicationTimeout)
+	final = waitISR(t, c, topic, partitions, 3, replicationTimeout)
 	t.Logf("final: %s; %d leader elections in all (leader epoch increments)", sortedStates(final), epochChanges(initial, final))
 
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
@@ -183,9 +183,9 @@ func TestNotEnoughReplicasWhenTwoOfThreeDown(t *testing.T) {
 		partitions = 3
 	)
 	c := startReplicatedCluster(t)
-	adm, meta := c.Admin(t, 0), c.Client(t, 0)
+	adm := c.Admin(t, 0)
 	createReplicatedTopic(t, adm, topic, partitions, 3, 2)
-	waitISR(t, meta, topic, partitions, 3, replicationTimeout)
+	waitISR(t, c, topic, partitions, 3, replicationTimeout)
 
 	manual := kgo.RecordPartitioner(kgo.ManualPartitioner())
 	allAcks := c.Client(t, 0, manual, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(clusterTimeout))
@@ -206,7 +206,7 @@ func TestNotEnoughReplicasWhenTwoOfThreeDown(t *testing.T) {
 		n.Kill()
 	}
 	killed := time.Now()
-	shrunk := waitPartitions(t, meta, topic, partitions, leaseTTL+replicationTimeout, func(p partitionState) error {
+	shrunk := waitPartitions(t, c, topic, partitions, leaseTTL+replicationTimeout, func(p partitionState) error {
 		if !slices.Equal(p.ISR, []int32{survivor}) {
 			return fmt.Errorf("ISR %v, want [%d] (the only live node)", p.ISR, survivor)
 		}
@@ -258,7 +258,7 @@ func TestNotEnoughReplicasWhenTwoOfThreeDown(t *testing.T) {
 		n.Restart(t)
 	}
 	restarted := time.Now()
-	grown := waitISR(t, meta, topic, partitions, 3, 20*time.Second)
+	grown := waitISR(t, c, topic, partitions, 3, 20*time.Second)
 	t.Logf("every ISR back to 3 replicas %v after the restarts: %s", time.Since(restarted).Round(time.Millisecond), sortedStates(grown))
 	produceEach(allAcks, "after")
 
@@ -293,9 +293,9 @@ func TestLeaderEpochFencing(t *testing.T) {
 		n     = 100
 	)
 	c := startReplicatedCluster(t)
-	adm, meta := c.Admin(t, 0), c.Client(t, 0)
+	adm := c.Admin(t, 0)
 	createReplicatedTopic(t, adm, topic, 1, 3, 2)
-	waitISR(t, meta, topic, 1, 3, replicationTimeout)
+	waitISR(t, c, topic, 1, 3, replicationTimeout)
 
 	producer := c.Client(t, 0, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	recs := make([]*kgo.Record, n)
@@ -306,10 +306,10 @@ func TestLeaderEpochFencing(t *testing.T) {
 
 	prober := newNodeProber(t, c)
 	victim := prober.mustLeaderOf(t, topic, 0, replicationTimeout)
-	before := waitISR(t, meta, topic, 1, 3, replicationTimeout)[0]
+	before := waitISR(t, c, topic, 1, 3, replicationTimeout)[0]
 	c.Nodes[victim-1].Kill()
 	killed := time.Now()
-	after := waitPartitions(t, meta, topic, 1, leaseTTL+replicationTimeout, func(p partitionState) error {
+	after := waitPartitions(t, c, topic, 1, leaseTTL+replicationTimeout, func(p partitionState) error {
 		if p.Epoch <= before.Epoch || slices.Contains(p.ISR, victim) {
 			return fmt.Errorf("%v, want a leader epoch above %d and killed node %d out of the ISR", p, before.Epoch, victim)
 		}
