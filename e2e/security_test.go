@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -144,32 +143,6 @@ func TestSecurityFranzGoScramOverTLS(t *testing.T) {
 	})
 	if !denied || fs.NumRecords() != 0 {
 		t.Fatalf("bob, without ACLs: %d records, errors %v; want TOPIC_AUTHORIZATION_FAILED and nothing", fs.NumRecords(), fs.Errors())
-	}
-}
-
-// TestSecurityKcatPlainOverTLS: kcat (librdkafka) produces and consumes with SASL PLAIN
-// over TLS, and a wrong password is refused.
-func TestSecurityKcatPlainOverTLS(t *testing.T) {
-	kcat := requireTool(t, "kcat")
-	p := newPKI(t)
-	addr := startSecureDev(t, p)
-	const topic = "kcat-secure"
-	args := func(user, password string, rest ...string) []string {
-		return append([]string{"-b", addr, "-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location=" + p.caFile,
-			"-X", "sasl.mechanism=PLAIN", "-X", "sasl.username=" + user, "-X", "sasl.password=" + password}, rest...)
-	}
-	input := "one\ntwo\nthree\n"
-	runTool(t, input, kcat, args("alice", "alice-secret", "-P", "-t", topic, "-p", "0")...)
-	out := runTool(t, "", kcat, args("alice", "alice-secret", "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q")...)
-	if out != input {
-		t.Fatalf("kcat read %q, want %q", out, input)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
-	defer cancel()
-	cmd := execCommand(ctx, kcat, args("alice", "wrong", "-L", "-m", "3")...)
-	output, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(output), "Authentication failed") {
-		t.Fatalf("kcat with a wrong password: err %v, output:\n%s", err, output)
 	}
 }
 
