@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/partitionlog"
@@ -83,6 +84,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		Relay:                  opts.Relay,
 		RelayAPIs:              proxy.APIs(),
 		PeerTLS:                opts.Security.clientTLS(),
+		Authz:                  authz.New(opts.Security.decider(), opts.Security.denials(), n.logger),
 	}, cache, n.logger)
 	if err != nil {
 		return nil, err

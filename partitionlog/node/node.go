@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
@@ -75,6 +76,9 @@ type Config struct {
 	// PeerTLS, when set, makes connections to peer nodes TLS with the config it
 	// returns, presenting this node's certificate (mTLS between nodes).
 	PeerTLS func() (*tls.Config, error)
+	// Authz applies the cluster's ACLs to ordinary clients' requests (redirect mode);
+	// nil allows everything.
+	Authz *authz.Enforcer
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.
@@ -170,8 +174,15 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 }
 
 // ServeKafka implements wire.Handler: the node's own APIs here, the others through the
-// relay (relay.go).
+// relay (relay.go); an ordinary client's with the ACLs applied (authorize.go).
 func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+	if s.cfg.Authz.On() && !req.Internal {
+		return s.authorized(ctx, req)
+	}
+	return s.serve(ctx, req)
+}
+
+func (s *Server) serve(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
 	switch body := req.Body.(type) {
 	case *kmsg.ProduceRequest:
 		return s.produce(ctx, body)
