@@ -85,11 +85,21 @@ func startSecureDev(t *testing.T, p *pki) string {
 
 func scramClient(t *testing.T, p *pki, addr, user, password string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	all := append([]kgo.Opt{kgo.SeedBrokers(addr),
-		kgo.DialTLSConfig(&tls.Config{RootCAs: p.pool}),
+	return scramClientOver(t, &tls.Config{RootCAs: p.pool}, addr, user, password, opts...)
+}
+
+// scramClientOver is a SCRAM-SHA-512 client, over TLS with tlsCfg or, when it is nil,
+// over plaintext (SASL_PLAINTEXT).
+func scramClientOver(t *testing.T, tlsCfg *tls.Config, addr, user, password string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	all := []kgo.Opt{kgo.SeedBrokers(addr),
 		kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha512Mechanism()),
 		kgo.RequestRetries(2), kgo.RetryTimeout(5 * time.Second),
-	}, opts...)
+	}
+	if tlsCfg != nil {
+		all = append(all, kgo.DialTLSConfig(tlsCfg))
+	}
+	all = append(all, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		t.Fatal(err)
@@ -115,17 +125,7 @@ func TestSecurityFranzGoScramOverTLS(t *testing.T) {
 		}
 	}
 	reader := scramClient(t, p, addr, "alice", "alice-secret", kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	got := 0
-	for got < 5 && ctx.Err() == nil {
-		fs := reader.PollFetches(ctx)
-		if errs := fs.Errors(); len(errs) > 0 {
-			t.Fatalf("alice fetch: %v", errs)
-		}
-		got += fs.NumRecords()
-	}
-	if got != 5 {
-		t.Fatalf("alice consumed %d records, want 5", got)
-	}
+	consumeAll(t, reader, 5, 20*time.Second)
 
 	wrong := scramClient(t, p, addr, "alice", "not-her-password")
 	err := wrong.Ping(ctx)
