@@ -27,6 +27,9 @@ type clusterConfig struct {
 	nodeArgsAt     map[int][]string // by node position, 0-based
 	proxyArgs      []string
 	proxyArgsAt    map[int][]string // by proxy position, 0-based
+	// nodeListener and proxyListener name the security protocol of the Kafka
+	// listener; "" is --listen (PLAINTEXT).
+	nodeListener, proxyListener string
 }
 
 // ClusterOption configures StartCluster.
@@ -63,6 +66,22 @@ func NodeArgsAt(i int, extra ...string) ClusterOption {
 // ProxyArgs appends extra arguments to every `strait proxy` command line.
 func ProxyArgs(extra ...string) ClusterOption {
 	return func(c *clusterConfig) { c.proxyArgs = append(c.proxyArgs, extra...) }
+}
+
+// ClusterListeners makes every node's Kafka listener a --listeners entry of protocol
+// node and every proxy's one of protocol proxy (PLAINTEXT, SSL, SASL_PLAINTEXT or
+// SASL_SSL), instead of --listen; "" keeps --listen. Pass the TLS and SASL flags
+// they need with NodeArgs, ProxyArgs or ClusterArgs.
+func ClusterListeners(node, proxy string) ClusterOption {
+	return func(c *clusterConfig) { c.nodeListener, c.proxyListener = node, proxy }
+}
+
+// listenArgs is how a process is told to listen on addr with protocol ("" for --listen).
+func listenArgs(protocol, addr string) []string {
+	if protocol == "" {
+		return []string{"--listen", addr}
+	}
+	return []string{"--listeners", protocol + "://" + addr}
 }
 
 // ClusterName sets --cluster; the default is "strait-e2e".
@@ -114,15 +133,14 @@ func StartCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 
 	for id := 1; id <= cfg.nodes; id++ {
 		addr, admin, dir := FreeAddr(t), FreeAddr(t), t.TempDir()
-		args := []string{"node",
-			"--id", strconv.Itoa(id),
-			"--listen", addr,
+		args := append([]string{"node", "--id", strconv.Itoa(id)}, listenArgs(cfg.nodeListener, addr)...)
+		args = append(args,
 			"--advertise", addr,
 			"--data-dir", dir,
 			"--redis", c.RedisURL,
 			"--admin", admin,
 			"--cluster", cfg.name,
-		}
+		)
 		args = append(append(append(args, cfg.args...), cfg.nodeArgs...), cfg.nodeArgsAt[id-1]...)
 		c.Nodes = append(c.Nodes, startProcess(t, Spec{
 			Name:      "node-" + strconv.Itoa(id),
@@ -136,13 +154,13 @@ func StartCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 	}
 	for i := 1; i <= cfg.proxies; i++ {
 		addr, admin := FreeAddr(t), FreeAddr(t)
-		args := []string{"proxy",
-			"--listen", addr,
+		args := append([]string{"proxy"}, listenArgs(cfg.proxyListener, addr)...)
+		args = append(args,
 			"--advertise", addr,
 			"--redis", c.RedisURL,
 			"--admin", admin,
 			"--cluster", cfg.name,
-		}
+		)
 		args = append(append(append(args, cfg.args...), cfg.proxyArgs...), cfg.proxyArgsAt[i-1]...)
 		c.Proxies = append(c.Proxies, startProcess(t, Spec{
 			Name:      "proxy-" + strconv.Itoa(i),

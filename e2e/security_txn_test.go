@@ -74,17 +74,7 @@ func TestSecurityTransactionalACLs(t *testing.T) {
 
 	reader := scramClient(t, p, addr, "alice", "alice-secret", kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	got := 0
-	for got < 2 && ctx.Err() == nil {
-		fs := reader.PollFetches(ctx)
-		if errs := fs.Errors(); len(errs) > 0 {
-			t.Fatalf("read_committed fetch: %v", errs)
-		}
-		got += fs.NumRecords()
-	}
-	if got != 2 {
-		t.Fatalf("read %d committed records, want 2", got)
-	}
+	consumeAll(t, reader, 2, 20*time.Second)
 
 	markers := kmsg.NewPtrWriteTxnMarkersRequest()
 	m := kmsg.NewWriteTxnMarkersRequestMarker()

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/internal/acl"
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -47,7 +48,7 @@ func (p *Proxy) createACLs(ctx context.Context, req *kmsg.CreateACLsRequest) (km
 		}
 		return resp, nil
 	}
-	principal, _, addr := who(ctx)
+	principal, _, addr := authz.Who(ctx)
 	p.logger.InfoContext(ctx, "audit: ACLs created", "principal", principal, "client", addr, "count", len(valid))
 	p.refreshAfter(ctx, len(valid) > 0, "creating ACLs")
 	return resp, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/internal/acl"
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -57,7 +58,7 @@ func (p *Proxy) deleteACLs(ctx context.Context, req *kmsg.DeleteACLsRequest) (km
 		}
 	}
 	if deletedAny {
-		principal, _, addr := who(ctx)
+		principal, _, addr := authz.Who(ctx)
 		p.logger.InfoContext(ctx, "audit: ACLs deleted", "principal", principal, "client", addr)
 	}
 	p.refreshAfter(ctx, deletedAny, "deleting ACLs")

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/internal/acl"
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/internal/wire/sasl"
 	"github.com/strait-io/strait/routing"
 )
@@ -88,7 +89,7 @@ func (p *Proxy) alterUserScramCredentials(ctx context.Context, req *kmsg.AlterUs
 		result(u.Name, 0, "")
 	}
 	if allowed && len(resp.Results) > 0 {
-		principal, _, addr := who(ctx)
+		principal, _, addr := authz.Who(ctx)
 		p.logger.InfoContext(ctx, "audit: SCRAM credentials altered", "principal", principal, "client", addr,
 			"upsertions", len(req.Upsertions), "deletions", len(req.Deletions))
 	}

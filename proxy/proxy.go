@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-io/strait/coordinator"
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/routing"
 )
@@ -61,6 +62,7 @@ type Proxy struct {
 	groups      atomic.Pointer[coordinator.Coordinator]  // set by StartGroups
 	txns        atomic.Pointer[coordinator.Transactions] // set by StartTransactions
 	logger      *slog.Logger
+	authz       *authz.Enforcer // nil: ACLs are not enforced
 	handlers    map[int16]handler
 	staleView   chan struct{} // a node said NOT_LEADER or was unreachable: refresh soon
 	members     members       // the live proxies
@@ -95,6 +97,7 @@ func New(cfg Config, view View, store routing.Store, controller *routing.Control
 		nodes:       wire.NewPool(upstreamOptions(cfg.Upstream, logger)),
 		store:       store,
 		logger:      logger,
+		authz:       authz.New(cfg.Authorizer, cfg.Denials, logger),
 		handlers:    handlerTable(),
 		staleView:   make(chan struct{}, 1),
 		closed:      make(chan struct{}),

@@ -3,9 +3,11 @@
 # It is idempotent and quiet when everything is already present.
 #
 # Needed:
-#   kcat                     (TestKcat, TestGroupKcatAndConfluentPython)
+#   kcat                     (TestKcat, TestGroupKcatAndConfluentPython,
+#                             TestSecurityKcatOverTLS)
 #                                                   Debian package: kcat
-#   python3 confluent_kafka  (TestGroupKcatAndConfluentPython; run with
+#   python3 confluent_kafka  (TestGroupKcatAndConfluentPython,
+#                             TestSecurityConfluentPythonScram; run with
 #                             /usr/bin/python3 so Debian's packages are seen)
 #                                                   Debian package: python3-confluent-kafka
 #   redis-server             (routing's Redis store tests, e2e clusters)

@@ -30,22 +30,25 @@ type benchConfig struct {
 	FetchMaxWait   time.Duration
 	IdlePartitions int
 
-	Brokers    string
-	TLS        bool
-	TLSCA      string
-	Topic      string
-	Records    int
-	RecordSize int
-	Partitions int
-	Acks       string
-	Linger     time.Duration
-	Phase      string
+	Brokers     string
+	TLS         bool
+	TLSCA       string
+	Compression string
+	tls         *tls.Config // from --tls and --tls-ca; nil without --tls
+	Topic       string
+	Records     int
+	RecordSize  int
+	Partitions  int
+	Acks        string
+	Linger      time.Duration
+	Phase       string
 }
 
 func (c *benchConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Brokers, "brokers", "127.0.0.1:9092", "comma-separated bootstrap addresses")
 	fs.BoolVar(&c.TLS, "tls", false, "connect with TLS (an SSL listener), to measure what encryption costs")
 	fs.StringVar(&c.TLSCA, "tls-ca", "", "PEM CA certificates the brokers' certificates are verified against (default: the system's)")
+	fs.StringVar(&c.Compression, "compression", "snappy", "producer batch compression: none, gzip, snappy, lz4 or zstd (none puts every record byte on the wire, as measuring TLS wants)")
 	fs.StringVar(&c.Topic, "topic", "strait-bench", "topic to write and read (created if missing)")
 	fs.IntVar(&c.Records, "records", 1_000_000, "records to produce and consume")
 	fs.IntVar(&c.RecordSize, "record-size", 100, "bytes per record value")
@@ -76,8 +79,43 @@ func (c *benchConfig) validate() error {
 		return fmt.Errorf("--mode %q: must be throughput or latency", c.Mode)
 	case c.Rate < 1 || c.Duration <= 0 || c.FetchMaxWait <= 0 || c.IdlePartitions < 0:
 		return fmt.Errorf("--rate, --duration and --fetch-max-wait must be positive, --idle-partitions not negative")
+	case benchCodecs[c.Compression] == nil:
+		return fmt.Errorf("--compression %q: must be none, gzip, snappy, lz4 or zstd", c.Compression)
+	case c.TLSCA != "" && !c.TLS:
+		return errors.New("--tls-ca is for --tls; add --tls to connect with TLS")
+	}
+	return c.loadTLS()
+}
+
+var benchCodecs = map[string][]kgo.CompressionCodec{
+	"none": {kgo.NoCompression()}, "gzip": {kgo.GzipCompression()}, "snappy": {kgo.SnappyCompression()},
+	"lz4": {kgo.Lz4Compression()}, "zstd": {kgo.ZstdCompression()},
+}
+
+// loadTLS makes the clients' TLS config: with --tls, brokers' certificates verified
+// against --tls-ca (or the system's CAs).
+func (c *benchConfig) loadTLS() error {
+	if !c.TLS {
+		return nil
+	}
+	c.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCA == "" {
+		return nil
+	}
+	pem, err := os.ReadFile(c.TLSCA)
+	if err != nil {
+		return fmt.Errorf("--tls-ca: %w", err)
+	}
+	c.tls.RootCAs = x509.NewCertPool()
+	if !c.tls.RootCAs.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("--tls-ca %s: no PEM certificate in it", c.TLSCA)
 	}
 	return nil
+}
+
+// client returns a client of the seeds, over TLS with --tls, with opts after.
+func (c *benchConfig) client(seeds []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DialTLSConfig(c.tls)}, opts...)...)
 }
 
 func runBench(args []string) error {
@@ -111,7 +149,7 @@ func runBench(args []string) error {
 }
 
 func ensureTopic(ctx context.Context, seeds []string, cfg benchConfig) error {
-	cl, err := kgo.NewClient(append(benchTLS(cfg), kgo.SeedBrokers(seeds...))...)
+	cl, err := cfg.client(seeds)
 	if err != nil {
 		return err
 	}
@@ -128,12 +166,12 @@ func ensureTopic(ctx context.Context, seeds []string, cfg benchConfig) error {
 
 func benchProduce(ctx context.Context, seeds []string, cfg benchConfig, out io.Writer) error {
 	acks := map[string]kgo.Acks{"all": kgo.AllISRAcks(), "1": kgo.LeaderAck(), "0": kgo.NoAck()}[cfg.Acks]
-	opts := []kgo.Opt{benchTLS(cfg)[0], kgo.SeedBrokers(seeds...), kgo.RequiredAcks(acks), kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.ProducerLinger(cfg.Linger), kgo.MaxBufferedRecords(1 << 16)}
+	opts := []kgo.Opt{kgo.RequiredAcks(acks), kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.ProducerLinger(cfg.Linger), kgo.MaxBufferedRecords(1 << 16), kgo.ProducerBatchCompression(benchCodecs[cfg.Compression]...)}
 	if cfg.Acks != "all" {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := cfg.client(seeds, opts...)
 	if err != nil {
 		return err
 	}
@@ -163,7 +201,7 @@ func benchProduce(ctx context.Context, seeds []string, cfg benchConfig, out io.W
 }
 
 func benchConsume(ctx context.Context, seeds []string, cfg benchConfig, out io.Writer) error {
-	cl, err := kgo.NewClient(benchTLS(cfg)[0], kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(cfg.Topic),
+	cl, err := cfg.client(seeds, kgo.ConsumeTopics(cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return err
@@ -231,20 +269,4 @@ func (p *progress) finish() {
 	mb := float64(n) * float64(p.recordSize) / 1e6
 	fmt.Fprintf(p.out, "%s: %d records of %d bytes in %s: %.0f records/s, %.1f MB/s\n",
 		p.phase, n, p.recordSize, took.Round(time.Millisecond), float64(n)/took.Seconds(), mb/took.Seconds())
-}
-
-// benchTLS is the one option that sets the clients' TLS: with --tls, verified against
-// --tls-ca; without, none (an option that changes nothing).
-func benchTLS(cfg benchConfig) []kgo.Opt {
-	if !cfg.TLS {
-		return []kgo.Opt{kgo.DialTLSConfig(nil)}
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.TLSCA != "" {
-		if pem, err := os.ReadFile(cfg.TLSCA); err == nil {
-			tc.RootCAs = x509.NewCertPool()
-			tc.RootCAs.AppendCertsFromPEM(pem)
-		}
-	}
-	return []kgo.Opt{kgo.DialTLSConfig(tc)}
 }

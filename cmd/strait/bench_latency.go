@@ -41,14 +41,15 @@ func benchLatency(ctx context.Context, seeds []string, cfg benchConfig, out io.W
 			return err
 		}
 	}
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(cfg.Topic),
+	consumer, err := cfg.client(seeds, kgo.ConsumeTopics(cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(cfg.FetchMaxWait))
 	if err != nil {
 		return err
 	}
 	defer consumer.Close()
-	producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(1<<16))
+	producer, err := cfg.client(seeds, kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(1<<16),
+		kgo.ProducerBatchCompression(benchCodecs[cfg.Compression]...))
 	if err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func warmUp(ctx context.Context, producer, consumer *kgo.Client) error {
 
 // createIdleTopic adds cfg.IdlePartitions partitions that nothing writes to.
 func createIdleTopic(ctx context.Context, seeds []string, cfg benchConfig) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	cl, err := cfg.client(seeds)
 	if err != nil {
 		return err
 	}

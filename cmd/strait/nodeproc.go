@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/partitionlog"
@@ -84,6 +85,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		RelayAPIs:              proxy.APIs(),
 		PeerTLS:                opts.Security.clientTLS(),
 		Tracer:                 tracerIfOn(tel, "github.com/strait-io/strait/partitionlog/node"),
+		Authz:                  authz.New(opts.Security.decider(), opts.Security.denials(), n.logger),
 	}, cache, logger) // the node names itself in its lines
 	if err != nil {
 		return nil, err

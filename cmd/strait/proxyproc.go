@@ -99,7 +99,7 @@ func startProxyProcess(ctx context.Context, opts proxyOptions, store routing.Sto
 		Upstream: wire.PoolOptions{ConnsPerAddr: opts.UpstreamConns, IdleTimeout: upstreamIdle(opts.Limits.IdleTimeout),
 			ClientOptions: wire.ClientOptions{TLS: opts.Security.clientTLS()}},
 		Listeners:   advertisedListeners(opts.Listeners),
-		Authorizer:  opts.Security.proxyAuthorizer(),
+		Authorizer:  opts.Security.decider(),
 		Denials:     opts.Security.denials(),
 		Credentials: store,
 	}, cache, store, controller, pp.logger)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strait-io/strait/internal/acl"
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/internal/wire/sasl"
 	"github.com/strait-io/strait/observability"
@@ -320,8 +321,8 @@ func (s *security) clientTLS() func() (*tls.Config, error) {
 	return s.tls.ClientConfig
 }
 
-// proxyAuthorizer is the proxy's view of the authorizer (nil when off).
-func (s *security) proxyAuthorizer() proxy.Authorizer {
+// decider is the authorizer as proxies and nodes take it (nil when off).
+func (s *security) decider() authz.Decider {
 	if s == nil || s.authorizer == nil {
 		return nil
 	}
@@ -329,7 +330,7 @@ func (s *security) proxyAuthorizer() proxy.Authorizer {
 }
 
 // denials counts denied operations.
-func (s *security) denials() proxy.Denials {
+func (s *security) denials() authz.Denials {
 	if s == nil {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -71,7 +72,9 @@ func (m credMap) ScramCredential(_ context.Context, user, mech string) (sasl.Scr
 
 // secureServer starts a SASL_SSL server whose handler records each request's origin;
 // internal peers are certificates named CN=node.
-func secureServer(t *testing.T, ca *testCA, maxReauth time.Duration) (string, *originRecorder, *[]AuthFailure) {
+// The failures it heard are read with the function it returns (the server's
+// connection goroutines append to them).
+func secureServer(t *testing.T, ca *testCA, maxReauth time.Duration) (string, *originRecorder, func() []AuthFailure) {
 	t.Helper()
 	cred, err := sasl.NewScramCredential(sasl.ScramSHA256, "secret", sasl.MinScramIterations)
 	if err != nil {
@@ -79,7 +82,7 @@ func secureServer(t *testing.T, ca *testCA, maxReauth time.Duration) (string, *o
 	}
 	plain := sasl.NewPlain(credMap{"alice/" + sasl.ScramSHA256: cred})
 	var mu sync.Mutex
-	failures := &[]AuthFailure{}
+	var failures []AuthFailure
 	rec := &originRecorder{}
 	serverCert := ca.issue(t, "server")
 	addr := startServer(t, &Server{Handler: rec, Security: Security{
@@ -91,10 +94,14 @@ func secureServer(t *testing.T, ca *testCA, maxReauth time.Duration) (string, *o
 		OnAuthFailure: func(f AuthFailure) {
 			mu.Lock()
 			defer mu.Unlock()
-			*failures = append(*failures, f)
+			failures = append(failures, f)
 		},
 	}})
-	return addr, rec, failures
+	return addr, rec, func() []AuthFailure {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(failures)
+	}
 }
 
 func tlsOptions(ca *testCA, certs ...tls.Certificate) func() (*tls.Config, error) {
@@ -143,8 +150,8 @@ func TestSASLOverTLS(t *testing.T) {
 	if _, err := bad.Do(t.Context(), metadataRequest(12, "t")); err == nil {
 		t.Fatal("the connection stayed open after a failed authentication")
 	}
-	if len(*failures) == 0 || (*failures)[len(*failures)-1].Principal != "User:alice" {
-		t.Fatalf("failures heard: %+v", *failures)
+	if f := failures(); len(f) == 0 || f[len(f)-1].Principal != "User:alice" {
+		t.Fatalf("failures heard: %+v", f)
 	}
 }
 
@@ -196,11 +203,11 @@ func TestInternalPeersByCertificate(t *testing.T) {
 		t.Fatal("a certificate of another CA was accepted")
 	}
 	deadline := time.Now().Add(time.Second)
-	for len(*failures) == 0 && time.Now().Before(deadline) {
+	for len(failures()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if len(*failures) == 0 || (*failures)[0].Mechanism != "TLS" {
-		t.Fatalf("failures heard: %+v", *failures)
+	if f := failures(); len(f) == 0 || f[0].Mechanism != "TLS" {
+		t.Fatalf("failures heard: %+v", f)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/strait-io/strait/internal/authz"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
@@ -79,6 +80,9 @@ type Config struct {
 	// Tracer starts the spans of this node's own work, such as its fetches as a
 	// follower; nil when tracing is off, which skips them.
 	Tracer trace.Tracer
+	// Authz applies the cluster's ACLs to ordinary clients' requests (redirect mode);
+	// nil allows everything.
+	Authz *authz.Enforcer
 }
 
 // Server holds this node's partitions and answers Kafka requests for them.
@@ -178,8 +182,15 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 }
 
 // ServeKafka implements wire.Handler: the node's own APIs here, the others through the
-// relay (relay.go).
+// relay (relay.go); an ordinary client's with the ACLs applied (authorize.go).
 func (s *Server) ServeKafka(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+	if s.cfg.Authz.On() && !req.Internal {
+		return s.authorized(ctx, req)
+	}
+	return s.serve(ctx, req)
+}
+
+func (s *Server) serve(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
 	switch body := req.Body.(type) {
 	case *kmsg.ProduceRequest:
 		return s.produce(ctx, body)

