@@ -312,6 +312,11 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	if err := retireAll(p.segs); err != nil {
 		return err
 	}
+	// Producer snapshots count on the .txnindex files of the segments below them, which
+	// the swap moves and rewrites: they go first, and a fresh one follows the rewrite.
+	if err := removeSnapshots(l.fs, l.dir, func(int64) bool { return true }); err != nil {
+		return err
+	}
 	if err := out.commit(l.fs, l.dir); err != nil {
 		return err
 	}
@@ -347,6 +352,7 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	if err := syncTxnIndexes(l.fs, l.dir, segs, aborted); err != nil {
 		return err
 	}
+	l.writeSnapshotWriterLocked(l.EndOffset())
 	return nil
 }
 
@@ -517,7 +523,7 @@ func lastOffsetOfFile(fs FS, path string) (int64, error) {
 		return -1, err
 	}
 	last := int64(-1)
-	_, err = scanHeadersAt(f, 0, fi.Size(), func(h batchHeader, _ int64) { last = h.lastOffset() })
+	_, err = scanHeadersAt(f, 0, 0, fi.Size(), func(h batchHeader, _ int64) { last = h.lastOffset() })
 	return last, err
 }
 

@@ -14,6 +14,7 @@
 //	  00000000000000004213.index
 //	  00000000000000004213.timeindex
 //	  00000000000000004213.txnindex   aborted transactions whose ABORT markers it holds (txnindex.go)
+//	  00000000000000004213.snapshot   producer state once offsets below 4213 were written (snapshot.go)
 //	  leader-epoch-checkpoint         "0\n<count>\n<epoch> <startOffset>\n..."
 //	  log-start-offset                "0\n<offset>\n", written by DeleteRecordsBefore
 //	  high-watermark                  "0\n<offset>\n", SetHighWatermark's value (Kafka keeps it
@@ -51,9 +52,11 @@
 // stops a consumer or the cleaner. Roll and Close fsync; Sync is there for callers that
 // want more. Open validates the last segment batch by batch and truncates a torn tail,
 // rebuilds indexes and checkpoints that are missing or malformed, finishes interrupted
-// deletions, and rebuilds producer state from batch headers. A file it cannot read now
-// (EMFILE, EIO) is never taken for a corrupt one: Open fails, and can be retried. Verify
-// checks a partition directory without changing it, for operators (`strait log verify`).
+// deletions, and rebuilds producer state from the latest usable producer-state snapshot
+// (written at each roll and at Close) and the batch headers after it, or from every batch
+// header when there is none. A file it cannot read now (EMFILE, EIO) is never taken for a
+// corrupt one: Open fails, and can be retried. Verify checks a partition directory without
+// changing it, for operators (`strait log verify`).
 //
 // # Transactions
 //
@@ -113,6 +116,6 @@
 //
 // See Example for Open, Append and Read.
 //
-// TODO: producer-state .snapshot files and producer expiry; a clean-shutdown marker so
-// Open need not re-validate the last segment.
+// TODO: producer expiry; a clean-shutdown marker so Open need not re-validate the last
+// segment.
 package partitionlog

@@ -61,8 +61,7 @@ func (e producerEntry) duplicateOf(h batchHeader) (batchMeta, bool) {
 }
 
 // producerMap holds every producer id seen in the log.
-// TODO: expire producers idle for transactional.id.expiration / producer.id.expiration.ms
-// and write .snapshot files so Open need not read every batch header.
+// TODO: expire producers idle for producer.id.expiration.ms.
 type producerMap map[int64]producerEntry
 
 // producerCheck stages the producer-state changes of one append, so that a rejected append
