@@ -116,6 +116,8 @@
 //
 // See Example for Open, Append and Read.
 //
-// TODO: producer expiry; a clean-shutdown marker so Open need not re-validate the last
-// segment.
+// Producers that wrote nothing for producer.id.expiration.ms and have no transaction open
+// are forgotten by ExpireProducers, which nodes call periodically (KIP-854).
+//
+// TODO: a clean-shutdown marker so Open need not re-validate the last segment.
 package partitionlog
