@@ -301,7 +301,7 @@ func (c *cleanedSet) segments(fs FS, cache *fileCache, dir string, interval int3
 // uses too), and finishes the swap on disk. The writer lock is held throughout, so no
 // append, truncation, retention or close interleaves. Old segments are closed after: a
 // reader still holding one keeps its file open until it lets go.
-func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun) error {
+func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun, removedAborts []int64) error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
 	if err := l.checkPlanWriterLocked(p, run); err != nil {
@@ -326,6 +326,13 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	fresh := out.segments(l.fs, l.fileCache, l.dir, p.cfg.IndexIntervalBytes)
 	l.mu.Lock()
 	err := l.publishSegmentsLocked(p.segs, fresh, l.mu.start)
+	if err == nil && len(removedAborts) > 0 {
+		gone := map[int64]bool{}
+		for _, off := range removedAborts {
+			gone[off] = true
+		}
+		l.mu.txns.aborted = slices.DeleteFunc(slices.Clone(l.mu.txns.aborted), func(a AbortedTxn) bool { return gone[a.LastOffset] })
+	}
 	l.mu.Unlock()
 	if err != nil {
 		return err // cannot happen: checkPlanWriterLocked saw the same list

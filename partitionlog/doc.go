@@ -66,8 +66,9 @@
 // open transaction, so LastStableOffset, the bound of read_committed fetches, stays below
 // every undecided record, and keeps the aborted transactions (AbortedTransactions) that a
 // read_committed fetch returns with its records, mirrored to Kafka's .txnindex files
-// (txn.go, txnindex.go). Compaction drops aborted records and never passes the first
-// unstable offset.
+// (txn.go, txnindex.go). Compaction drops aborted records, removes a marker whose
+// transaction kept no batch once delete.retention.ms passed since it was first found so,
+// and never passes the first unstable offset.
 //
 // # Flushing, and what a crash can lose
 //
