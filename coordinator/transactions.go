@@ -319,6 +319,8 @@ func (s *txnShard) run() {
 	}
 	s.loaded.Store(true)
 	for _, mk := range s.m.Prepared() {
+		s.t.logger.Info("finishing a transaction its previous coordinator prepared: writing its markers again",
+			"partition", s.index, "transactional_id", mk.ID, "producer_id", mk.ProducerID, "commit", mk.Commit, "partitions", len(mk.Partitions))
 		s.sendMarkers(mk)
 	}
 	ticker := time.NewTicker(s.t.cfg.AbortCheckInterval)

@@ -205,6 +205,8 @@ func (l *Log) rollWriterLocked(old *segment, cfg Config, now time.Time) (*segmen
 		return nil, err
 	}
 	base := old.w.next
+	// Every .txnindex below base is written: producer state as of base can be too.
+	l.writeSnapshotWriterLocked(base)
 	s, err := createSegment(l.fs, l.fileCache, l.dir, base, cfg.IndexIntervalBytes)
 	if err != nil {
 		return nil, err

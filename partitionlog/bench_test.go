@@ -118,3 +118,58 @@ func BenchmarkReadSections(b *testing.B) {
 		off = (off + 7919*10) % end
 	}
 }
+
+// BenchmarkOpenProducerState opens a ~130 MiB log of 1.5 million small batches (a tenth
+// of them from idempotent producers) in 16 MiB segments, after a clean Close: "snapshot"
+// loads the producer-state snapshot Close wrote, "scan" removes it first, so Open reads
+// every batch header as it did before snapshots. Both validate the last segment.
+func BenchmarkOpenProducerState(b *testing.B) {
+	dir := b.TempDir()
+	cfg := Config{SegmentBytes: 16 << 20}
+	l := openLog(b, dir, cfg)
+	plain := makeBatch(b, batchSpec{records: 1, valueSize: 20})
+	seqs := map[int64]int32{}
+	for i := range 1500 {
+		var buf []byte
+		for j := range 1000 {
+			if j%10 != 0 {
+				buf = append(buf, plain...)
+				continue
+			}
+			pid := int64(1 + (i*100+j/10)%500)
+			buf = append(buf, makeBatch(b, batchSpec{records: 1, valueSize: 20, producerID: pid, seq: seqs[pid]})...)
+			seqs[pid]++
+		}
+		if _, err := l.Append(buf, 0, AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l.SetHighWatermark(l.EndOffset())
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	open := func(b *testing.B, removeSnapshots bool) {
+		for b.Loop() {
+			b.StopTimer()
+			if removeSnapshots {
+				snaps, _ := filepath.Glob(filepath.Join(dir, "*"+snapshotSuffix))
+				for _, p := range snaps {
+					os.Remove(p)
+				}
+			}
+			b.StartTimer()
+			l, err := Open(dir, cfg, Hooks{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if got := len(l.Producers()); got != 500 {
+				b.Fatalf("%d producers, want 500", got)
+			}
+			l.Close()
+			b.StartTimer()
+		}
+	}
+	b.Run("snapshot", func(b *testing.B) { open(b, false) })
+	b.Run("scan", func(b *testing.B) { open(b, true) })
+}

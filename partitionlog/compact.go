@@ -32,9 +32,9 @@ import (
 // Transactions: a round never reaches past the last stable offset, so every transaction in
 // it is decided. Records of aborted transactions (by the aborted-transaction index) are
 // dropped, as Kafka's cleaner drops them, and supersede nothing; committed transactional
-// records compact like any others. Control batches (markers) are kept whole: unlike Kafka,
-// which removes a finished transaction's marker past the delete horizon once its data is
-// gone, this log keeps them, which costs a 70-byte batch per transaction and partition.
+// records compact like any others. A marker whose transaction kept no batch gets a delete
+// horizon and goes in a round past it, as in Kafka (batchFilter.markerFilter); an ABORT
+// marker's aborted-transaction entry goes with it.
 
 // Sentinel errors of Compact.
 var (
@@ -154,7 +154,7 @@ func (l *Log) compact(now time.Time, cfg CompactConfig, run *cleanerRun) (Compac
 		err = compactStep("cleaned")
 	}
 	if err == nil {
-		err = l.publishCompaction(p, outs, run)
+		err = l.publishCompaction(p, outs, run, f.removedAborts)
 	}
 	if err != nil {
 		if !errors.Is(err, errCrashedAtStep) && !outs.committed {

@@ -106,6 +106,13 @@ type batchFilter struct {
 	horizon  int64          // now + delete retention: the horizon given to newly cleaned tombstones
 	retained map[int64]bool // last offsets of batches producer state keeps
 	aborted  abortedSet     // aborted transactions: their records all go
+	// txnKept: producer id -> whether a batch of its transaction under way in the round
+	// (read since its last marker) was written out. A marker ending a transaction of
+	// which nothing was written is removable (see markerFilter).
+	txnKept map[int64]bool
+	// removedAborts: the offsets of the ABORT markers this round removes, whose aborted
+	// transactions leave the index.
+	removedAborts []int64
 }
 
 // filter returns batch b as it should be written (b itself when nothing changes), or nil
@@ -119,8 +126,50 @@ type batchFilter struct {
 // earlier record of those keys, so removing the tombstone later cannot resurrect a value.
 func (f *batchFilter) filter(b []byte, h batchHeader, keepEmpty bool) ([]byte, int, error) {
 	if h.isControl() {
+		return f.markerFilter(b, h, keepEmpty)
+	}
+	out, removed, err := f.dataFilter(b, h, keepEmpty)
+	if out != nil && h.Attributes&attrTransactional != 0 {
+		if f.txnKept == nil {
+			f.txnKept = map[int64]bool{}
+		}
+		f.txnKept[h.ProducerID] = true
+	}
+	return out, removed, err
+}
+
+// markerFilter decides about a control batch as Kafka's cleaner does (KIP-98, KIP-534): a
+// marker whose transaction kept no batch in the log (its records were all compacted away,
+// or aborted, or it had none here) is removable. It first gets a delete horizon, now +
+// delete.retention.ms, so that a read_committed consumer that read the transaction's
+// records before they went still finds the marker; a round after the horizon removes it,
+// and an ABORT's entry leaves the aborted-transaction index with it. A marker whose
+// transaction kept a batch stays as it is: without it, a rebuild of producer state would
+// take that batch's transaction for one still open.
+func (f *batchFilter) markerFilter(b []byte, h batchHeader, keepEmpty bool) ([]byte, int, error) {
+	kept := f.txnKept[h.ProducerID]
+	delete(f.txnKept, h.ProducerID)
+	switch {
+	case kept:
+		return b, 0, nil
+	case h.Attributes&attrDeleteHorizon == 0:
+		recs, err := decodeRecords(b, h)
+		if err != nil {
+			return nil, 0, err
+		}
+		out, err := rebuildBatch(h, recs, true, f.horizon)
+		return out, 0, err
+	case h.BaseTimestamp > f.now || keepEmpty:
 		return b, 0, nil
 	}
+	if m, err := parseMarker(b, h); err == nil && m.known && !m.commit {
+		f.removedAborts = append(f.removedAborts, h.BaseOffset)
+	}
+	return nil, int(h.RecordsCount), nil
+}
+
+// dataFilter is filter for a batch of records (not a marker).
+func (f *batchFilter) dataFilter(b []byte, h batchHeader, keepEmpty bool) ([]byte, int, error) {
 	recs, err := decodeRecords(b, h)
 	if err != nil {
 		return nil, 0, err
@@ -155,10 +204,10 @@ func (f *batchFilter) filter(b []byte, h batchHeader, keepEmpty bool) ([]byte, i
 	removed := len(recs) - len(kept)
 	setHorizon := !hasHorizon && tombstones > 0 && eligible
 	switch {
+	case len(kept) == 0 && !keepEmpty && !(h.ProducerID >= 0 && f.retained[h.lastOffset()]):
+		return nil, removed, nil // an empty header an earlier round kept goes once unneeded
 	case removed == 0 && !setHorizon:
 		return b, 0, nil
-	case len(kept) == 0 && !keepEmpty && !(h.ProducerID >= 0 && f.retained[h.lastOffset()]):
-		return nil, removed, nil
 	}
 	out, err := rebuildBatch(h, kept, setHorizon, f.horizon)
 	return out, removed, err

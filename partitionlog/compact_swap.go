@@ -301,7 +301,7 @@ func (c *cleanedSet) segments(fs FS, cache *fileCache, dir string, interval int3
 // uses too), and finishes the swap on disk. The writer lock is held throughout, so no
 // append, truncation, retention or close interleaves. Old segments are closed after: a
 // reader still holding one keeps its file open until it lets go.
-func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun) error {
+func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun, removedAborts []int64) error {
 	l.writer.Lock()
 	defer l.writer.Unlock()
 	if err := l.checkPlanWriterLocked(p, run); err != nil {
@@ -310,6 +310,11 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	// Open before the swap deletes and replaces the files: readers that took the old
 	// segments keep reading them, never the new files under the same names.
 	if err := retireAll(p.segs); err != nil {
+		return err
+	}
+	// Producer snapshots count on the .txnindex files of the segments below them, which
+	// the swap moves and rewrites: they go first, and a fresh one follows the rewrite.
+	if err := removeSnapshots(l.fs, l.dir, func(int64) bool { return true }); err != nil {
 		return err
 	}
 	if err := out.commit(l.fs, l.dir); err != nil {
@@ -321,6 +326,13 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	fresh := out.segments(l.fs, l.fileCache, l.dir, p.cfg.IndexIntervalBytes)
 	l.mu.Lock()
 	err := l.publishSegmentsLocked(p.segs, fresh, l.mu.start)
+	if err == nil && len(removedAborts) > 0 {
+		gone := map[int64]bool{}
+		for _, off := range removedAborts {
+			gone[off] = true
+		}
+		l.mu.txns.aborted = slices.DeleteFunc(slices.Clone(l.mu.txns.aborted), func(a AbortedTxn) bool { return gone[a.LastOffset] })
+	}
 	l.mu.Unlock()
 	if err != nil {
 		return err // cannot happen: checkPlanWriterLocked saw the same list
@@ -347,6 +359,7 @@ func (l *Log) publishCompaction(p *compactPlan, out *cleanedSet, run *cleanerRun
 	if err := syncTxnIndexes(l.fs, l.dir, segs, aborted); err != nil {
 		return err
 	}
+	l.writeSnapshotWriterLocked(l.EndOffset())
 	return nil
 }
 
@@ -517,7 +530,7 @@ func lastOffsetOfFile(fs FS, path string) (int64, error) {
 		return -1, err
 	}
 	last := int64(-1)
-	_, err = scanHeadersAt(f, 0, fi.Size(), func(h batchHeader, _ int64) { last = h.lastOffset() })
+	_, err = scanHeadersAt(f, 0, 0, fi.Size(), func(h batchHeader, _ int64) { last = h.lastOffset() })
 	return last, err
 }
 

@@ -14,6 +14,7 @@
 //	  00000000000000004213.index
 //	  00000000000000004213.timeindex
 //	  00000000000000004213.txnindex   aborted transactions whose ABORT markers it holds (txnindex.go)
+//	  00000000000000004213.snapshot   producer state once offsets below 4213 were written (snapshot.go)
 //	  leader-epoch-checkpoint         "0\n<count>\n<epoch> <startOffset>\n..."
 //	  log-start-offset                "0\n<offset>\n", written by DeleteRecordsBefore
 //	  high-watermark                  "0\n<offset>\n", SetHighWatermark's value (Kafka keeps it
@@ -51,9 +52,11 @@
 // stops a consumer or the cleaner. Roll and Close fsync; Sync is there for callers that
 // want more. Open validates the last segment batch by batch and truncates a torn tail,
 // rebuilds indexes and checkpoints that are missing or malformed, finishes interrupted
-// deletions, and rebuilds producer state from batch headers. A file it cannot read now
-// (EMFILE, EIO) is never taken for a corrupt one: Open fails, and can be retried. Verify
-// checks a partition directory without changing it, for operators (`strait log verify`).
+// deletions, and rebuilds producer state from the latest usable producer-state snapshot
+// (written at each roll and at Close) and the batch headers after it, or from every batch
+// header when there is none. A file it cannot read now (EMFILE, EIO) is never taken for a
+// corrupt one: Open fails, and can be retried. Verify checks a partition directory without
+// changing it, for operators (`strait log verify`).
 //
 // # Transactions
 //
@@ -63,8 +66,9 @@
 // open transaction, so LastStableOffset, the bound of read_committed fetches, stays below
 // every undecided record, and keeps the aborted transactions (AbortedTransactions) that a
 // read_committed fetch returns with its records, mirrored to Kafka's .txnindex files
-// (txn.go, txnindex.go). Compaction drops aborted records and never passes the first
-// unstable offset.
+// (txn.go, txnindex.go). Compaction drops aborted records, removes a marker whose
+// transaction kept no batch once delete.retention.ms passed since it was first found so,
+// and never passes the first unstable offset.
 //
 // # Flushing, and what a crash can lose
 //
@@ -113,6 +117,8 @@
 //
 // See Example for Open, Append and Read.
 //
-// TODO: producer-state .snapshot files and producer expiry; a clean-shutdown marker so
-// Open need not re-validate the last segment.
+// Producers that wrote nothing for producer.id.expiration.ms and have no transaction open
+// are forgotten by ExpireProducers, which nodes call periodically (KIP-854).
+//
+// TODO: a clean-shutdown marker so Open need not re-validate the last segment.
 package partitionlog

@@ -375,6 +375,11 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 
 	errs := []error{hwErr, active.writeIndexFiles(l.dir, active.index, active.times), writeTxnIndex(l.fs, l.dir, active.base, aborted), active.sync()}
+	if errors.Join(errs...) == nil {
+		// Producer state as of the end, so the next Open need not read the headers
+		// (written after the active segment's .txnindex, which it counts on).
+		l.writeSnapshotWriterLocked(active.w.next)
+	}
 	for _, s := range segs {
 		errs = append(errs, s.close())
 	}

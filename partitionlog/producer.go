@@ -1,6 +1,9 @@
 package partitionlog
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // batchesToRetain is how many recent batches Kafka remembers per producer
 // (ProducerStateEntry.NUM_BATCHES_TO_RETAIN), and why clients cap in-flight requests at 5.
@@ -60,10 +63,38 @@ func (e producerEntry) duplicateOf(h batchHeader) (batchMeta, bool) {
 	return batchMeta{}, false
 }
 
-// producerMap holds every producer id seen in the log.
-// TODO: expire producers idle for transactional.id.expiration / producer.id.expiration.ms
-// and write .snapshot files so Open need not read every batch header.
+// producerMap holds every producer id seen in the log, until it expires.
 type producerMap map[int64]producerEntry
+
+// DefaultProducerIDExpiration is Kafka's producer.id.expiration.ms default: one day.
+const DefaultProducerIDExpiration = 24 * time.Hour
+
+// ExpireProducers forgets the producers whose last write (the largest timestamp of their
+// last batch or marker) is expiration or more before the log's clock, except those with
+// a transaction open in the partition, as Kafka's removeExpiredProducers does
+// (producer.id.expiration.ms, KIP-854). A forgotten producer that writes again is taken
+// as a new one, at whatever sequence it goes on from. It returns how many went. Errors:
+// ErrClosed.
+func (l *Log) ExpireProducers(expiration time.Duration) (int, error) {
+	l.writer.Lock()
+	defer l.writer.Unlock()
+	if _, err := l.activeSegment(); err != nil {
+		return 0, err
+	}
+	return l.writer.producers.expire(l.now().UnixMilli(), expiration.Milliseconds()), nil
+}
+
+// expire removes the entries idle for expirationMs at nowMs, without a transaction open.
+func (m producerMap) expire(nowMs, expirationMs int64) int {
+	n := 0
+	for pid, e := range m {
+		if !e.txnOngoing && nowMs-e.lastTimestamp >= expirationMs {
+			delete(m, pid)
+			n++
+		}
+	}
+	return n
+}
 
 // producerCheck stages the producer-state changes of one append, so that a rejected append
 // leaves the committed map untouched.
@@ -110,7 +141,10 @@ func (c *producerCheck) check(h batchHeader, m marker) (dup batchMeta, isDup boo
 		c.stage(h.ProducerID, c.endTxn(e, known, h, m))
 		return batchMeta{}, false, nil
 	case !known || h.ProducerEpoch > e.epoch:
-		if h.BaseSequence != 0 {
+		// A producer the partition does not know may go on at any sequence, as in Kafka
+		// since KIP-360: its state may have expired (producer.id.expiration.ms) or gone
+		// with the segments retention deleted. A known one starts a new epoch at 0.
+		if known && h.BaseSequence != 0 {
 			return batchMeta{}, false, fmt.Errorf("%w: producer %d epoch %d must start at sequence 0, got %d", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 		}
 		if !known {

@@ -3,7 +3,9 @@ package partitionlog
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestIdempotentProducer walks Kafka's idempotence rules (KIP-98, ProducerStateManager)
@@ -22,7 +24,6 @@ func TestIdempotentProducer(t *testing.T) {
 		return batchSpec{producerID: pid, epoch: epoch, seq: seq, records: records}
 	}
 	steps := []step{
-		{name: "unknown producer must start at 0", spec: b(0, 5, 2), wantErr: ErrOutOfOrderSequence, wantEnd: 0},
 		{name: "first batch", spec: b(0, 0, 2), wantBase: 0, wantEnd: 2},
 		{name: "next batch", spec: b(0, 2, 3), wantBase: 2, wantEnd: 5},
 		{name: "retry of the latest is a duplicate", spec: b(0, 2, 3), wantDup: true, wantBase: 2, wantEnd: 5},
@@ -36,6 +37,10 @@ func TestIdempotentProducer(t *testing.T) {
 		{name: "old epoch's batch no longer a duplicate", spec: b(0, 2, 3), wantErr: ErrInvalidProducerEpoch, wantEnd: 7},
 		{name: "other producer is independent", spec: batchSpec{producerID: 8, seq: 0}, wantBase: 7, wantEnd: 8},
 		{name: "non-idempotent batch ignores state", spec: batchSpec{records: 2}, wantBase: 8, wantEnd: 10},
+		// KIP-360: its state may have expired or gone with deleted segments.
+		{name: "unknown producer goes on at any sequence", spec: batchSpec{producerID: 9, seq: 5, records: 2}, wantBase: 10, wantEnd: 12},
+		{name: "and then in order", spec: batchSpec{producerID: 9, seq: 7}, wantBase: 12, wantEnd: 13},
+		{name: "a known producer's new epoch starts at 0", spec: batchSpec{producerID: 9, epoch: 1, seq: 8}, wantErr: ErrOutOfOrderSequence, wantEnd: 13},
 	}
 	l := openLog(t, t.TempDir(), Config{})
 	for _, s := range steps {
@@ -127,5 +132,58 @@ func TestControlBatchStoredAsIs(t *testing.T) {
 	}
 	if _, err := l.Append(makeBatch(t, batchSpec{producerID: 1, epoch: 0, seq: 1}), 0, AppendOptions{}); err != nil {
 		t.Fatalf("sequence continues after a marker: %v", err)
+	}
+}
+
+// TestProducerExpiry: producer.id.expiration.ms (KIP-854) forgets a producer whose last
+// write is that old by the log's clock, never one with a transaction open; a forgotten
+// producer that comes back is taken as new, at the sequence it goes on from (KIP-360),
+// and a snapshot written after the expiry does not bring it back.
+func TestProducerExpiry(t *testing.T) {
+	const day = int64(24 * 3600 * 1000)
+	t0 := int64(1_700_000_000_000)
+	now := t0
+	dir := t.TempDir()
+	cfg := Config{Now: func() time.Time { return time.UnixMilli(now) }}
+	l := openLog(t, dir, cfg)
+	mustAppend(t, l, makeBatch(t, batchSpec{producerID: 1, seq: 0, records: 3, baseTs: t0 - 2}), 0) // last write at t0
+	mustAppendOpts(t, l, makeBatch(t, batchSpec{producerID: 2, seq: 0, txn: true, baseTs: t0}), AppendOptions{TransactionalID: "tx"})
+	mustAppend(t, l, makeBatch(t, batchSpec{producerID: 3, seq: 0, baseTs: t0 + 1000}), 0)
+	mustAppendOpts(t, l, makeBatch(t, batchSpec{producerID: 4, seq: 0, txn: true, baseTs: t0}), AppendOptions{TransactionalID: "tx"})
+	mustAppendOpts(t, l, MarkerBatch(4, 0, true, 0, t0), AppendOptions{FromCoordinator: true}) // its marker is its last write
+	ids := func() []int64 {
+		var out []int64
+		for _, p := range l.Producers() {
+			out = append(out, p.ProducerID)
+		}
+		return out
+	}
+	now = t0 + day - 1
+	if n, err := l.ExpireProducers(DefaultProducerIDExpiration); err != nil || n != 0 {
+		t.Fatalf("a millisecond early: %d expired, %v", n, err)
+	}
+	now = t0 + day
+	if n, err := l.ExpireProducers(DefaultProducerIDExpiration); err != nil || n != 2 {
+		t.Fatalf("at a day: %d expired, %v; want producers 1 and 4", n, err)
+	}
+	if got := ids(); !slices.Equal(got, []int64{2, 3}) {
+		t.Fatalf("producers left %v, want [2 3] (2 has a transaction open, 3 wrote later)", got)
+	}
+	now = t0 + 10*day
+	if n, _ := l.ExpireProducers(DefaultProducerIDExpiration); n != 1 {
+		t.Fatalf("ten days on: %d expired, want producer 3 (2's transaction is still open)", n)
+	}
+	// Producer 1 comes back at sequence 3: a new producer to the partition.
+	res := mustAppend(t, l, makeBatch(t, batchSpec{producerID: 1, seq: 3, baseTs: now}), 0)
+	if res.Duplicate {
+		t.Fatal("a returning producer's write taken for a duplicate")
+	}
+	l.SetHighWatermark(l.EndOffset())
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, cfg)
+	if got := ids(); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("after reopening from the snapshot: producers %v, want [1 2]", got)
 	}
 }

@@ -26,7 +26,9 @@ import (
 //     checkpoint DeleteRecordsBefore wrote; a checkpoint past the recovered end (the tail
 //     was lost in a crash) empties the log and restarts it there, so offsets never go back;
 //     a corrupt one fails Open with ErrCorruptCheckpoint (see loadStartOffset);
-//   - idempotent-producer state is rebuilt by reading every batch header;
+//   - producer state (idempotence, open and aborted transactions) is loaded from the latest
+//     usable snapshot and the batch headers after it (snapshot.go), or rebuilt by reading
+//     every batch header when no snapshot can be used;
 //   - the leader-epoch checkpoint is loaded (rebuilt from batch headers if missing) and
 //     entries at or past the log end dropped;
 //   - the high watermark is loaded from its file and clamped to [start, end] (the log
@@ -404,10 +406,6 @@ func (l *Log) recoverState(progress *recoverProgress) error {
 	segs, start, end, hw := l.mu.segments, l.mu.start, l.mu.end, l.highWatermarkLocked()
 	l.mu.Unlock()
 
-	producers, fromLog, txns, err := replayHeaders(segs, hw, progress)
-	if err != nil {
-		return err
-	}
 	// A corrupt epoch checkpoint is rebuilt from the batches' leader epochs, which say the
 	// same; one that cannot be read now fails Open rather than be rewritten.
 	epochs, found, err := readEpochCheckpoint(l.fs, l.dir)
@@ -417,8 +415,23 @@ func (l *Log) recoverState(progress *recoverProgress) error {
 	case err != nil:
 		return err
 	}
-	if !found || err != nil {
-		epochs = fromLog
+	// A snapshot spares reading every header, unless the epochs must come from them.
+	var producers producerMap
+	var txns txnState
+	loaded := false
+	if found && err == nil {
+		producers, txns, loaded = l.loadSnapshot(segs, end, hw, progress)
+	}
+	if !loaded {
+		var fromLog epochCache
+		var scanErr error
+		producers, fromLog, txns, scanErr = replayHeaders(segs, -1, producerMap{}, txnState{}, hw, progress)
+		if scanErr != nil {
+			return scanErr
+		}
+		if !found || err != nil {
+			epochs = fromLog
+		}
 	}
 	epochs, cut := epochs.truncateFromEnd(end)
 	epochs, moved := epochs.truncateFromStart(start)
@@ -436,26 +449,45 @@ func (l *Log) recoverState(progress *recoverProgress) error {
 	return nil
 }
 
-// replayHeaders reads every batch header in segs (and the marker of every control batch),
-// returning the producer state, the leader epochs and the transactions they imply; hw says
-// which completed transactions are replicated.
-func replayHeaders(segs []*segment, hw int64, progress *recoverProgress) (producerMap, epochCache, txnState, error) {
-	producers := producerMap{}
+// replayHeaders reads the batch headers in segs from offset from on (the marker of every
+// control batch too) over producers and txns, the state below from, and returns the
+// producer state, the leader epochs of the batches read and the transactions they imply;
+// hw says which completed transactions are replicated. from must fall between batches.
+func replayHeaders(segs []*segment, from int64, producers producerMap, txns txnState, hw int64, progress *recoverProgress) (producerMap, epochCache, txnState, error) {
 	pc := producerCheck{committed: producers, staged: producers}
-	var txns txnState
 	var epochs epochCache
-	for _, s := range segs {
+	for i, s := range segs {
 		size := s.size.Load()
-		scanned, err := s.scanBatches(size, func(h batchHeader, m marker) {
+		if i+1 < len(segs) && segs[i+1].base <= from {
+			progress.add(size) // wholly below from
+			continue
+		}
+		pos := int64(0)
+		if from > s.base {
+			pos = lookupPosition(s.index, uint32(min(from-s.base, math.MaxUint32)))
+			progress.add(pos)
+		}
+		var straddles error
+		scanned, err := s.scanBatchesFrom(pos, size, func(h batchHeader, m marker) {
+			progress.add(h.size())
+			switch {
+			case h.lastOffset() < from || straddles != nil:
+				return
+			case h.BaseOffset < from:
+				straddles = fmt.Errorf("batch %d-%d straddles the snapshot offset %d", h.BaseOffset, h.lastOffset(), from)
+				return
+			}
 			pc.replay(h, m)
 			if len(pc.events) > 0 {
 				txns.apply(pc.events, hw)
 				pc.events = pc.events[:0]
 			}
 			epochs, _ = epochs.assign(h.LeaderEpoch, h.BaseOffset)
-			progress.add(h.size())
 		})
 		progress.add(size - scanned)
+		if straddles != nil {
+			return nil, nil, txnState{}, straddles
+		}
 		// Only the last segment was validated at Open; a bad header in an earlier one was
 		// logged by rebuildIndexes, and what precedes it still counts.
 		if err != nil && s == segs[len(segs)-1] {
@@ -465,15 +497,15 @@ func replayHeaders(segs []*segment, hw int64, progress *recoverProgress) (produc
 	return producers, epochs, txns, nil
 }
 
-// scanBatches is scanHeaders that also reads the marker of each control batch (the zero
-// marker when it cannot be read as one).
-func (s *segment) scanBatches(size int64, fn func(h batchHeader, m marker)) (int64, error) {
+// scanBatchesFrom is scanHeaders from byte pos that also reads the marker of each control
+// batch (the zero marker when it cannot be read as one).
+func (s *segment) scanBatchesFrom(pos, size int64, fn func(h batchHeader, m marker)) (int64, error) {
 	f, err := s.pin()
 	if err != nil {
 		return 0, err
 	}
 	defer s.unpin()
-	return scanHeadersAt(f, s.base, size, func(h batchHeader, pos int64) {
+	return scanHeadersAt(f, s.base, pos, size, func(h batchHeader, pos int64) {
 		var m marker
 		if h.isControl() {
 			m, _ = readMarkerAt(f, h, pos)
@@ -541,12 +573,11 @@ func (s *segment) scanHeaders(size int64, fn func(h batchHeader, pos int64)) (in
 		return 0, err
 	}
 	defer s.unpin()
-	return scanHeadersAt(f, s.base, size, fn)
+	return scanHeadersAt(f, s.base, 0, size, fn)
 }
 
-// scanHeadersAt is scanHeaders over the file r of segment base.
-func scanHeadersAt(r io.ReaderAt, base, size int64, fn func(h batchHeader, pos int64)) (int64, error) {
-	var pos int64
+// scanHeadersAt is scanHeaders over the file r of segment base, from byte pos.
+func scanHeadersAt(r io.ReaderAt, base, pos, size int64, fn func(h batchHeader, pos int64)) (int64, error) {
 	for pos < size {
 		h, err := readHeaderAt(r, base, pos, size)
 		if err != nil {

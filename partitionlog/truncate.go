@@ -45,6 +45,11 @@ func (l *Log) truncateFilesLocked(offset int64) error {
 	if err := l.abortCompactionWriterLocked(offset); err != nil {
 		return err
 	}
+	// Snapshots past the cut describe batches about to go: removed first, so that no crash
+	// leaves one for batches written after the cut at the same offsets.
+	if err := removeSnapshots(l.fs, l.dir, func(off int64) bool { return off > offset }); err != nil {
+		return fmt.Errorf("remove producer snapshots past %d: %w", offset, err)
+	}
 	keep, err := l.dropSegmentsFrom(segs, offset)
 	if err != nil {
 		return err
@@ -54,7 +59,7 @@ func (l *Log) truncateFilesLocked(offset int64) error {
 	l.mu.Lock()
 	hw := min(l.highWatermarkLocked(), newEnd)
 	l.mu.Unlock()
-	producers, _, txns, err := replayHeaders(keep, hw, nil)
+	producers, _, txns, err := replayHeaders(keep, -1, producerMap{}, txnState{}, hw, nil)
 	err = errors.Join(err, writeEpochCheckpoint(l.fs, l.dir, epochs))
 	l.writer.producers = producers
 	txns.dropBelow(start)

@@ -339,3 +339,95 @@ func TestCompactTransactions(t *testing.T) {
 		t.Errorf("%d markers after compaction, want 2", markers)
 	}
 }
+
+// TestCompactRemovesFinishedMarkers: as Kafka's cleaner does (KIP-98, KIP-534), a marker
+// whose transaction kept no record (aborted, or committed and superseded) gets a delete
+// horizon, stays until a round past it, then goes, its aborted-transaction entry with it;
+// a marker whose transaction still has records stays. Nothing is left that a rebuild of
+// producer state would take for an open transaction.
+func TestCompactRemovesFinishedMarkers(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{SegmentBytes: 300, Now: func() time.Time { return compactT0.Add(48 * time.Hour) }}
+	l := openLog(t, dir, cfg)
+	coord := AppendOptions{FromCoordinator: true}
+	txnPut := func(pid int64, key, value string) {
+		t.Helper()
+		mustAppendOpts(t, l, makeKeyedBatch(t, keyedSpec{recs: []kv{{key: key, value: value}}, producerID: pid, txn: true, baseTs: compactT0.UnixMilli()}),
+			AppendOptions{TransactionalID: "tx"})
+	}
+	txnPut(1, "a", "aborted")
+	abortAt := mustAppendOpts(t, l, MarkerBatch(1, 0, false, 0, compactT0.UnixMilli()), coord).BaseOffset
+	txnPut(2, "b", "superseded")
+	mustAppendOpts(t, l, MarkerBatch(2, 0, true, 0, compactT0.UnixMilli()), coord)
+	txnPut(3, "c", "kept")
+	keptAt := mustAppendOpts(t, l, MarkerBatch(3, 0, true, 0, compactT0.UnixMilli()), coord).BaseOffset
+	mustAppend(t, l, makeKeyedBatch(t, keyedSpec{recs: []kv{{key: "b", value: "latest"}}, baseTs: compactT0.UnixMilli()}), 0)
+	markers := func() []int64 {
+		_, hs := readRecords(t, l)
+		var out []int64
+		for _, h := range hs {
+			if h.isControl() {
+				out = append(out, h.BaseOffset)
+			}
+		}
+		return out
+	}
+	round := func(now time.Time) {
+		t.Helper()
+		rollWith(t, l, "pad") // something dirty, or the round has nothing to do
+		l.SetHighWatermark(l.EndOffset())
+		mustCompact(t, l, now, alwaysRun)
+	}
+	all := markers()
+	if len(all) != 3 {
+		t.Fatalf("markers before compaction: %v", all)
+	}
+	// While producer state retains a producer's last batches their headers stay, and so
+	// do their transactions' markers; once the producers expire, neither is needed.
+	round(compactT0)
+	if got := markers(); !slices.Equal(got, all) {
+		t.Fatalf("markers while their producers' batches are retained: %v, want %v", got, all)
+	}
+	if n, err := l.ExpireProducers(DefaultProducerIDExpiration); err != nil || n != 3 {
+		t.Fatalf("expired %d producers (%v), want 3", n, err)
+	}
+	round(compactT0)
+	if got := markers(); !slices.Equal(got, all) {
+		t.Fatalf("markers after the first round: %v, want all three %v until their horizon", got, all)
+	}
+	if got := l.AbortedTransactions(0, l.EndOffset()); len(got) != 1 {
+		t.Fatalf("aborted transactions before the horizon: %+v", got)
+	}
+	round(compactT0.Add(23 * time.Hour))
+	if got := markers(); !slices.Equal(got, all) {
+		t.Fatalf("markers before delete.retention.ms passed: %v, want %v", got, all)
+	}
+	round(compactT0.Add(25 * time.Hour))
+	if got := markers(); !slices.Equal(got, []int64{keptAt}) {
+		t.Fatalf("markers past the horizon: %v, want only %d, whose transaction's record stays (ABORT was at %d)", got, keptAt, abortAt)
+	}
+	if got := l.AbortedTransactions(0, l.EndOffset()); len(got) != 0 {
+		t.Fatalf("aborted transactions after their marker went: %+v", got)
+	}
+	recs, _ := readRecords(t, l)
+	var values []string
+	for _, r := range recs {
+		values = append(values, r.value)
+	}
+	if !slices.Contains(values, "kept") || slices.Contains(values, "aborted") || slices.Contains(values, "superseded") {
+		t.Fatalf("records after compaction: %v", values)
+	}
+	// Reopened from every header: no transaction open, the LSO at the high watermark,
+	// and no .txnindex entry left.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	removeAll(t, producerSnapshots(t, dir))
+	l = openLog(t, dir, cfg)
+	if lso, hw := l.LastStableOffset(), l.HighWatermark(); lso != hw {
+		t.Fatalf("after reopening: LSO %d, high watermark %d", lso, hw)
+	}
+	if got := readTxnIndexFiles(t, dir); len(got) != 0 {
+		t.Fatalf(".txnindex entries left: %+v", got)
+	}
+}

@@ -19,7 +19,7 @@ import (
 //
 // The log holds the entries in memory (txnState.aborted) and mirrors them to the files:
 // a segment's file is written when it is sealed, the active segment's at Close, and all
-// of them at Open when they do not match what the log holds; a segment without aborted
+// of them at Open and after compaction when they do not match what the log holds; a segment without aborted
 // transactions has none, as in Kafka, where the file is created on the first entry.
 
 const (
@@ -73,7 +73,9 @@ func writeTxnIndex(fs FS, dir string, base int64, es []AbortedTxn) error {
 	if len(es) == 0 {
 		return removeIfExists(fs, path)
 	}
-	if err := writeSynced(fs, path, encodeTxnIndex(es), false); err != nil {
+	// Replaced atomically: a producer-state snapshot above the segment counts on its
+	// entries (snapshot.go), so a crash must leave the old file or the new one.
+	if err := writeFileAtomicFS(fs, dir, filepath.Base(path), encodeTxnIndex(es)); err != nil {
 		return fmt.Errorf("write txn index of segment %d: %w", base, err)
 	}
 	return nil

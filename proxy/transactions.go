@@ -33,6 +33,9 @@ type TransactionsConfig struct {
 	// AbortCheckInterval: how often timed-out transactions are aborted
 	// (transaction.abort.timed.out.transaction.cleanup.interval.ms, 10 seconds).
 	AbortCheckInterval time.Duration
+	// LeaseTTL: how long a dead proxy's __transaction_state partitions stay unserved
+	// before another proxy takes their leases over (the group leases' 15 seconds when 0).
+	LeaseTTL time.Duration
 }
 
 // StartTransactions makes sure __transaction_state exists, then keeps the leases of its
@@ -49,10 +52,14 @@ func (p *Proxy) StartTransactions(ctx context.Context, cfg TransactionsConfig) e
 	if err != nil {
 		return err
 	}
+	ttl := cfg.LeaseTTL
+	if ttl <= 0 {
+		ttl = coordinatorLeaseTTL
+	}
 	p.txns.Store(t)
-	p.keepTxnLeases(ctx, t)
+	p.keepTxnLeases(ctx, t, ttl)
 	go func() {
-		ticker := time.NewTicker(coordinatorLeaseTTL / 3)
+		ticker := time.NewTicker(ttl / 3)
 		defer ticker.Stop()
 		for {
 			select {
@@ -60,10 +67,10 @@ func (p *Proxy) StartTransactions(ctx context.Context, cfg TransactionsConfig) e
 				t.Close()
 				return
 			case <-ticker.C:
-				p.keepTxnLeases(ctx, t)
+				p.keepTxnLeases(ctx, t, ttl)
 			case <-p.view.Changed():
 				if p.freeTxnLease(t.Partitions()) {
-					p.keepTxnLeases(ctx, t)
+					p.keepTxnLeases(ctx, t, ttl)
 				}
 			}
 		}
@@ -103,14 +110,14 @@ func txnLeaseName(partition int32) string {
 
 // keepTxnLeases renews or takes each __transaction_state partition's lease; the lease's
 // token is the coordinator epoch stamped into markers.
-func (p *Proxy) keepTxnLeases(ctx context.Context, t *coordinator.Transactions) {
+func (p *Proxy) keepTxnLeases(ctx context.Context, t *coordinator.Transactions, ttl time.Duration) {
 	p.leases.Lock()
 	defer p.leases.Unlock()
 	if p.draining.Load() {
 		return
 	}
 	for i := range t.Partitions() {
-		lease, err := p.store.AcquireLease(ctx, txnLeaseName(i), p.holder(), coordinatorLeaseTTL)
+		lease, err := p.store.AcquireLease(ctx, txnLeaseName(i), p.holder(), ttl)
 		switch {
 		case err == nil:
 			t.Load(i, int32(lease.Token))

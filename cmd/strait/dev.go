@@ -40,6 +40,7 @@ type devConfig struct {
 	InitialRebalance     time.Duration // group.initial.rebalance.delay.ms
 	RetentionCheck       time.Duration // log.retention.check.interval.ms
 	CleanerBackoff       time.Duration // log.cleaner.backoff.ms
+	ProducerExpiry       time.Duration // producer.id.expiration.ms
 	ZeroCopy             bool
 	ReplicationFactor    int // default.replication.factor, capped at --nodes
 	ImbalanceCheck       time.Duration
@@ -72,6 +73,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.InitialRebalance, "group-initial-rebalance-delay", 3*time.Second, "how long a new group waits for more members before its first rebalance (group.initial.rebalance.delay.ms)")
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention.ms and retention.bytes (log.retention.check.interval.ms)")
 	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
+	producerExpiryFlag(fs, &c.ProducerExpiry)
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
 	replicationFlags(fs, &c.ReplicationFactor, 3, &c.ImbalanceCheck, &c.MaxClusterPartitions)
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
@@ -116,6 +118,8 @@ func (c *devConfig) validate() error {
 		return fmt.Errorf("--log-retention-check-interval %s: must be positive", c.RetentionCheck)
 	case c.CleanerBackoff <= 0:
 		return fmt.Errorf("--log-cleaner-backoff %s: must be positive", c.CleanerBackoff)
+	case c.ProducerExpiry <= 0:
+		return fmt.Errorf("--producer-id-expiration %s: must be positive", c.ProducerExpiry)
 	case !validMode(c.Mode):
 		return fmt.Errorf("--mode %q: want forward, sidecar or redirect", c.Mode)
 	case c.MaxNodePartitions < 0 || c.MaxClusterPartitions < 0:
@@ -256,6 +260,7 @@ func (d *dev) startNode(ctx context.Context, cfg devConfig, id int32) error {
 		Limits:         cfg.Limits.forListener(d.budget),
 		RetentionCheck: cfg.RetentionCheck,
 		CleanerBackoff: cfg.CleanerBackoff,
+		ProducerExpiry: cfg.ProducerExpiry,
 		ZeroCopy:       cfg.ZeroCopy,
 		LagTimeMax:     cfg.LagTimeMax,
 		MaxPartitions:  nodePartitionLimit(cfg.MaxNodePartitions, cfg.Nodes),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strait-io/strait/observability"
+	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -27,6 +28,7 @@ type nodeConfig struct {
 	Limits         listenerLimits
 	RetentionCheck time.Duration
 	CleanerBackoff time.Duration
+	ProducerExpiry time.Duration
 	ZeroCopy       bool
 	LagTimeMax     time.Duration
 	MaxPartitions  int
@@ -45,12 +47,18 @@ func (c *nodeConfig) flags(fs *flag.FlagSet) {
 	c.Limits.flags(fs)
 	fs.DurationVar(&c.RetentionCheck, "log-retention-check-interval", 5*time.Minute, "how often partitions delete segments past retention (log.retention.check.interval.ms)")
 	fs.DurationVar(&c.CleanerBackoff, "log-cleaner-backoff", 15*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
+	producerExpiryFlag(fs, &c.ProducerExpiry)
 	fs.BoolVar(&c.ZeroCopy, "zero-copy", true, "send fetched record bytes from segment files with sendfile")
 	fs.DurationVar(&c.LagTimeMax, "replica-lag-time-max", 30*time.Second, "how long a follower may lag before it leaves the ISR (replica.lag.time.max.ms)")
 	maxNodePartitionsFlag(fs, &c.MaxPartitions)
 	c.Security.flags(fs)
 	fs.StringVar(&c.Rack, "rack", "", "the rack or zone this node runs in (broker.rack): consumers that set the same client.rack read its replicas rather than the leader's (KIP-392)")
 	c.Telemetry.flags(fs)
+}
+
+// producerExpiryFlag is producer.id.expiration.ms, for `strait node` and `strait dev`.
+func producerExpiryFlag(fs *flag.FlagSet, v *time.Duration) {
+	fs.DurationVar(v, "producer-id-expiration", partitionlog.DefaultProducerIDExpiration, "forget, in each partition, an idempotent or transactional producer that wrote nothing for this long and has no transaction open (producer.id.expiration.ms)")
 }
 
 // maxNodePartitionsFlag is the partitions a node may hold, for `strait node` and `strait dev`.
@@ -64,8 +72,8 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--id %d: give each node an id from 0 to %d", c.ID, firstAutoProxyID-1)
 	case c.DataDir == "":
 		return fmt.Errorf("--data-dir is empty")
-	case c.RetentionCheck <= 0 || c.CleanerBackoff <= 0:
-		return fmt.Errorf("--log-retention-check-interval and --log-cleaner-backoff must be positive")
+	case c.RetentionCheck <= 0 || c.CleanerBackoff <= 0 || c.ProducerExpiry <= 0:
+		return fmt.Errorf("--log-retention-check-interval, --log-cleaner-backoff and --producer-id-expiration must be positive")
 	case c.LagTimeMax <= 0:
 		return fmt.Errorf("--replica-lag-time-max %s: must be positive", c.LagTimeMax)
 	case c.MaxPartitions < 0:
@@ -140,7 +148,7 @@ func startNodeCommand(ctx context.Context, cfg nodeConfig, logger *slog.Logger) 
 	relay := newProxyRelay(int32(cfg.ID), c.store, c.cache, sec.clientTLS(), logger.With("node", cfg.ID))
 	n, err := startNodeProcess(c.ctx, nodeOptions{
 		ID: int32(cfg.ID), Listener: ln, Advertise: advertise, DataDir: cfg.DataDir,
-		Limits: cfg.Limits.forListener(budget), RetentionCheck: cfg.RetentionCheck,
+		Limits: cfg.Limits.forListener(budget), RetentionCheck: cfg.RetentionCheck, ProducerExpiry: cfg.ProducerExpiry,
 		CleanerBackoff: cfg.CleanerBackoff, ZeroCopy: cfg.ZeroCopy, LagTimeMax: cfg.LagTimeMax,
 		MaxPartitions: nodePartitionLimit(cfg.MaxPartitions, 1),
 		Rack:          cfg.Rack,

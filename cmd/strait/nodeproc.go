@@ -34,6 +34,7 @@ type nodeOptions struct {
 	Limits         wire.Limits
 	RetentionCheck time.Duration
 	CleanerBackoff time.Duration
+	ProducerExpiry time.Duration // producer.id.expiration.ms
 	ZeroCopy       bool
 	LagTimeMax     time.Duration // replica.lag.time.max.ms
 	MaxPartitions  int           // max.broker.partitions, published in the registration
@@ -76,6 +77,7 @@ func startNodeProcess(ctx context.Context, opts nodeOptions, store routing.Store
 		DataDir:                opts.DataDir,
 		RetentionCheckInterval: opts.RetentionCheck,
 		CleanerBackoff:         opts.CleanerBackoff,
+		ProducerIDExpiration:   opts.ProducerExpiry,
 		ZeroCopy:               opts.ZeroCopy,
 		Hooks:                  recoveryHooks(n.logger),
 		ReplicaLagTimeMax:      opts.LagTimeMax,

@@ -9,14 +9,16 @@ import (
 	"github.com/strait-io/strait/routing"
 )
 
-// maintain runs retention and compaction over the open partitions until ctx ends. One
-// goroutine does both, one partition at a time, so maintenance never competes with
-// itself for the disk; appends and reads go on meanwhile.
+// maintain runs retention, compaction and producer expiry over the open partitions until
+// ctx ends. One goroutine does all, one partition at a time, so maintenance never
+// competes with itself for the disk; appends and reads go on meanwhile.
 func (s *Server) maintain(ctx context.Context) {
 	retention := time.NewTicker(s.cfg.RetentionCheckInterval)
 	defer retention.Stop()
 	cleaner := time.NewTicker(s.cfg.CleanerBackoff)
 	defer cleaner.Stop()
+	producers := time.NewTicker(s.cfg.ProducerIDExpirationCheck)
+	defer producers.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -25,7 +27,20 @@ func (s *Server) maintain(ctx context.Context) {
 			s.eachPartition(s.enforceRetention)
 		case <-cleaner.C:
 			s.eachPartition(s.compact)
+		case <-producers.C:
+			s.eachPartition(s.expireProducers)
 		}
+	}
+}
+
+// expireProducers forgets the partition's producers idle past producer.id.expiration.ms.
+func (s *Server) expireProducers(key partitionKey, r *replica, _ *routing.Topic) {
+	n, err := r.log.ExpireProducers(s.cfg.ProducerIDExpiration)
+	if n > 0 {
+		s.logger.Debug("expired idle producers", "topic", key.topic, "partition", key.index, "producers", n)
+	}
+	if err != nil && !errors.Is(err, partitionlog.ErrClosed) {
+		s.logger.Warn("producer expiry failed; will retry at the next check", "topic", key.topic, "partition", key.index, "err", err)
 	}
 }
 

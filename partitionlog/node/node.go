@@ -56,6 +56,12 @@ type Config struct {
 	// (log.cleaner.backoff.ms, default 15 seconds).
 	RetentionCheckInterval time.Duration
 	CleanerBackoff         time.Duration
+	// ProducerIDExpiration forgets, in each partition, producers that wrote nothing for
+	// this long and have no transaction open (producer.id.expiration.ms, KIP-854, default
+	// a day), checked every ProducerIDExpirationCheck
+	// (producer.id.expiration.check.interval.ms, default 10 minutes).
+	ProducerIDExpiration      time.Duration
+	ProducerIDExpirationCheck time.Duration
 	// ZeroCopy answers fetches with file ranges that the wire server sends with
 	// sendfile (its ZeroCopy must be on too, or they are copied).
 	ZeroCopy bool
@@ -163,6 +169,12 @@ func New(cfg Config, view View, logger *slog.Logger) (*Server, error) {
 	}
 	if cfg.CleanerBackoff <= 0 {
 		cfg.CleanerBackoff = 15 * time.Second
+	}
+	if cfg.ProducerIDExpiration <= 0 {
+		cfg.ProducerIDExpiration = partitionlog.DefaultProducerIDExpiration
+	}
+	if cfg.ProducerIDExpirationCheck <= 0 {
+		cfg.ProducerIDExpirationCheck = 10 * time.Minute
 	}
 	if cfg.ReplicaLagTimeMax <= 0 {
 		cfg.ReplicaLagTimeMax = 30 * time.Second
