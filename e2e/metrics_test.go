@@ -140,7 +140,7 @@ func TestMetricsAndClusterViewMatchKadm(t *testing.T) {
 	t.Run("cluster view", func(t *testing.T) {
 		for _, p := range []*Process{c.Proxies[0], c.Nodes[0]} {
 			Eventually(t, clusterTimeout, func(ctx context.Context) error {
-				return clusterViewMatches(ctx, p, adm, topic, group)
+				return clusterViewMatches(ctx, c, p, adm, topic, group)
 			})
 		}
 	})
@@ -184,8 +184,10 @@ type topicView struct {
 	} `json:"partitions"`
 }
 
-// clusterViewMatches compares p's /v1/cluster with kadm's view of topic and group.
-func clusterViewMatches(ctx context.Context, p *Process, adm *kadm.Client, topic, group string) error {
+// clusterViewMatches compares p's /v1/cluster with the routing metadata in Redis
+// (replicas and ISR as node ids, which Metadata in forward mode names by proxies) and
+// with kadm's view of topic's offsets and of group.
+func clusterViewMatches(ctx context.Context, c *Cluster, p *Process, adm *kadm.Client, topic, group string) error {
 	var doc clusterViewDoc
 	if err := getJSON(ctx, "http://"+p.AdminAddr()+"/v1/cluster", &doc); err != nil {
 		return fmt.Errorf("%s: %w", p.Name(), err)
@@ -196,7 +198,7 @@ func clusterViewMatches(ctx context.Context, p *Process, adm *kadm.Client, topic
 	if len(doc.Nodes) != 3 {
 		return fmt.Errorf("%s /v1/cluster lists %d nodes, want 3", p.Name(), len(doc.Nodes))
 	}
-	details, err := adm.ListTopics(ctx, topic)
+	states, err := partitionStates(ctx, c, topic)
 	if err != nil {
 		return err
 	}
@@ -209,10 +211,10 @@ func clusterViewMatches(ctx context.Context, p *Process, adm *kadm.Client, topic
 		return fmt.Errorf("%s /v1/cluster has no topic %s", p.Name(), topic)
 	}
 	for _, got := range doc.Topics[i].Partitions {
-		want := details[topic].Partitions[got.Partition]
-		if !slices.Equal(sorted(got.Replicas), sorted(want.Replicas)) || !slices.Equal(sorted(got.ISR), sorted(want.ISR)) ||
+		want := states[got.Partition]
+		if !slices.Equal(sorted(got.Replicas), sorted(want.Replicas)) || !slices.Equal(sorted(got.ISR), want.ISR) ||
 			got.HighWatermark != ends[got.Partition] || got.LogStartOffset != starts[got.Partition] {
-			return fmt.Errorf("%s /v1/cluster partition %d: replicas %v isr %v start %d hw %d; kadm replicas %v isr %v start %d end %d",
+			return fmt.Errorf("%s /v1/cluster partition %d: replicas %v isr %v start %d hw %d; Redis replicas %v isr %v, kadm start %d end %d",
 				p.Name(), got.Partition, got.Replicas, got.ISR, got.LogStartOffset, got.HighWatermark,
 				want.Replicas, want.ISR, starts[got.Partition], ends[got.Partition])
 		}
