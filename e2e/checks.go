@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,9 +287,38 @@ func checkCommittedAtEnd(t testing.TB, adm *kadm.Client, group, topic string, ti
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("group %s on %s: committed offsets %v never equalled end offsets %v: %v",
-			group, topic, sortedOffsets(committed), sortedOffsets(end), err)
+		t.Fatalf("group %s on %s: committed offsets %v never equalled end offsets %v: %v; the group now: %s",
+			group, topic, sortedOffsets(committed), sortedOffsets(end), err, describeGroup(adm, group))
 	}
+}
+
+// describeGroup renders group's state and each member's assignment, for a failure
+// message: a partition no member holds is never committed.
+func describeGroup(adm *kadm.Client, group string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return fmt.Sprintf("(describe failed: %v)", err)
+	}
+	g := described[group]
+	if g.Err != nil {
+		return fmt.Sprintf("(describe failed: %v)", g.Err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state %s, coordinator %d, %d members:", g.State, g.Coordinator.NodeID, len(g.Members))
+	for _, m := range g.Members {
+		assigned := "?"
+		if c, ok := m.Assigned.AsConsumer(); ok {
+			var parts []string
+			for _, t := range c.Topics {
+				parts = append(parts, fmt.Sprintf("%s%v", t.Topic, t.Partitions))
+			}
+			assigned = strings.Join(parts, " ")
+		}
+		fmt.Fprintf(&b, " [%s %s: %s]", m.ClientID, m.MemberID, assigned)
+	}
+	return b.String()
 }
 
 func committedString(m map[int32]int64, p int32) string {

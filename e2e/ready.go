@@ -37,16 +37,21 @@ func FreeAddr(t testing.TB) string {
 func pollUntil(ctx context.Context, exited <-chan struct{}, check func(context.Context) error) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	var last error
 	for {
 		err := check(ctx)
 		if err == nil {
 			return nil
 		}
+		// A check cut short by the deadline says less than the one before it.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-exited:
-			return fmt.Errorf("process exited before it was ready (last check: %v)", err)
+			return fmt.Errorf("process exited before it was ready (last check: %v)", last)
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last check: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last check: %v)", ctx.Err(), last)
 		case <-tick.C:
 		}
 	}
