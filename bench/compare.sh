@@ -7,8 +7,12 @@
 #   bench/compare.sh latency [trials]        10,000 records/s for 20 s, end to end
 #   bench/compare.sh replication [trials]    acks=all latency on strait dev --nodes 3,
 #                                            RF 3, with 10, 300 and 3,000 partitions
+#   bench/compare.sh rf [trials]             produce throughput on strait dev --nodes 3,
+#                                            acks=all at RF 3 against RF 1
 #
 # STRAIT_DEV_ARGS adds flags to `strait dev`; BENCH_ARGS to every `strait bench`.
+# PORT_BASE moves the ports used (PORT_BASE+92 Kafka, +192 kfake, +644 admin; default
+# 19000).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,7 +25,8 @@ echo "+ building strait and kfake into $work" >&2
 go build -o "$work/strait" ./cmd/strait
 (cd bench && go build -o "$work/kfake" ./kfake)
 
-strait_port=19092 kfake_port=19192 admin_port=19644
+base=${PORT_BASE:-19000}
+strait_port=$((base + 92)) kfake_port=$((base + 192)) admin_port=$((base + 644))
 
 start_strait() { # $@: extra strait dev flags
 	rm -rf "$work/data"
@@ -105,8 +110,22 @@ replication)
 		echo "median acks=all with $partitions partitions: p50 $(median <"$work/r$partitions.p50") ms, p99 $(median <"$work/r$partitions.p99") ms"
 	done
 	;;
+rf)
+	for i in $(seq "$trials"); do
+		for rf in 3 1; do
+			start_strait --nodes 3 --default-replication-factor $rf
+			out=$(bench $strait_port --records 2000000 --record-size 100 --partitions 8 --acks all \
+				--phase produce --topic "rf$rf-$i")
+			stop_strait
+			echo "$out" | grep -E "records of" | sed "s/^/RF $rf trial $i: /"
+			echo "$out" | awk '/^produce: .* records of/ {print $(NF-1)}' >>"$work/rf$rf.all"
+		done
+	done
+	r3=$(median <"$work/rf3.all") r1=$(median <"$work/rf1.all")
+	echo "median acks=all produce MB/s: RF 3 $r3, RF 1 $r1, ratio $(awk -v a="$r3" -v b="$r1" 'BEGIN {printf "%.2f", a/b}')"
+	;;
 *)
-	echo "usage: $0 throughput|latency|replication [trials]" >&2
+	echo "usage: $0 throughput|latency|replication|rf [trials]" >&2
 	exit 2
 	;;
 esac

@@ -37,7 +37,7 @@ func benchLatency(ctx context.Context, seeds []string, cfg benchConfig, out io.W
 		return err
 	}
 	if cfg.IdlePartitions > 0 {
-		if err := createIdleTopic(ctx, seeds, cfg); err != nil {
+		if err := createIdleTopic(ctx, seeds, cfg, out); err != nil {
 			return err
 		}
 	}
@@ -210,7 +210,7 @@ func warmUp(ctx context.Context, producer, consumer *kgo.Client) error {
 }
 
 // createIdleTopic adds cfg.IdlePartitions partitions that nothing writes to.
-func createIdleTopic(ctx context.Context, seeds []string, cfg benchConfig) error {
+func createIdleTopic(ctx context.Context, seeds []string, cfg benchConfig, out io.Writer) error {
 	cl, err := cfg.client(seeds)
 	if err != nil {
 		return err
@@ -224,6 +224,37 @@ func createIdleTopic(ctx context.Context, seeds []string, cfg benchConfig) error
 	if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
 		return fmt.Errorf("create %d idle partitions in %q: %w", cfg.IdlePartitions, name, err)
 	}
-	time.Sleep(2 * time.Second) // let the nodes open them
-	return nil
+	return waitOpened(ctx, kadm.NewClient(cl), name, cfg.IdlePartitions, out)
+}
+
+// waitOpened waits until every partition of topic answers ListOffsets, that is its
+// leader has opened it, so that opening thousands of partitions is not measured as
+// latency. It prints progress while it waits.
+func waitOpened(ctx context.Context, adm *kadm.Client, topic string, partitions int, out io.Writer) error {
+	started := time.Now()
+	lastReport := started
+	for {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		opened := 0
+		if err == nil {
+			ends.Each(func(o kadm.ListedOffset) {
+				if o.Err == nil {
+					opened++
+				}
+			})
+		}
+		if opened >= partitions {
+			fmt.Fprintf(out, "%d idle partitions open after %s\n", partitions, time.Since(started).Round(100*time.Millisecond))
+			return nil
+		}
+		if time.Since(lastReport) >= 2*time.Second {
+			fmt.Fprintf(out, "waiting for the idle partitions to open: %d of %d\n", opened, partitions)
+			lastReport = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d idle partitions of %q open: %w", opened, partitions, topic, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
