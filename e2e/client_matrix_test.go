@@ -77,7 +77,7 @@ type clientSpec struct {
 
 // clientMatrix is every client, in the table's order.
 var clientMatrix = []*clientSpec{
-	&franzgoClient, &saramaClient, &kafkagoClient, &confluentGoClient, &confluentPythonClient, &kafkaPythonClient, &kafkajsClient,
+	&franzgoClient, &saramaClient, &kafkagoClient, &confluentGoClient, &confluentPythonClient, &kafkaPythonClient, &kafkajsClient, &kcatClient,
 }
 
 const (

@@ -3,7 +3,7 @@
 # It is idempotent and quiet when everything is already present.
 #
 # Needed:
-#   kcat                     (TestKcat, TestGroupKcatAndConfluentPython,
+#   kcat                     (TestKcat, TestClientKcat, TestGroupKcatAndConfluentPython,
 #                             TestSecurityKcatOverTLS)
 #                                                   Debian package: kcat
 #   python3 confluent_kafka  (TestGroupKcatAndConfluentPython,
