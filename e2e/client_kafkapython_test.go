@@ -16,6 +16,7 @@ var kafkaPythonClient = clientSpec{
 	admin:   []string{"configs", "groups", "offsets", "lag"},
 	records: []string{"headers", "timestamps", "null keys", "empty values", "900 KB"},
 	notes:   "transactions: kafka-python 2.0.2 has no transactional producer",
+	took:    "18 s",
 }
 
 func TestClientKafkaPython(t *testing.T) {

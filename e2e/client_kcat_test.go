@@ -44,6 +44,7 @@ var kcatClient = clientSpec{
 	records: []string{"headers", "null keys", "empty values", "900 KB"},
 	notes: "create/delete topic, admin: kcat has no admin commands; timestamps: kcat cannot set a produced record's timestamp; " +
 		"transactions: kcat commits one when its input ends (TestClientKcatTransactionCommit) but cannot abort one",
+	took: "13 s; TestClientKcatTransactionCommit 3 s",
 }
 
 func TestClientKcat(t *testing.T) {
