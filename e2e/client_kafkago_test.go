@@ -12,6 +12,7 @@ var kafkagoClient = clientSpec{
 	admin:   []string{"configs", "groups", "offsets", "lag"},
 	records: []string{"headers", "timestamps", "null keys", "empty values", "900 KB"},
 	notes:   "transactions",
+	took:    "17 s",
 }
 
 func TestClientKafkaGo(t *testing.T) {

@@ -12,6 +12,7 @@ var saramaClient = clientSpec{
 	codecs:  allCodecs,
 	admin:   []string{"configs", "groups", "offsets", "lag"},
 	records: []string{"headers", "timestamps", "null keys", "empty values", "900 KB"},
+	took:    "20 s; transactions 4 s",
 }
 
 func TestClientSarama(t *testing.T) {

@@ -3,13 +3,18 @@
 # It is idempotent and quiet when everything is already present.
 #
 # Needed:
-#   kcat                     (TestKcat, TestGroupKcatAndConfluentPython,
+#   kcat                     (TestKcat, TestClientKcat, TestGroupKcatAndConfluentPython,
 #                             TestSecurityKcatOverTLS)
 #                                                   Debian package: kcat
 #   python3 confluent_kafka  (TestGroupKcatAndConfluentPython,
 #                             TestSecurityConfluentPythonScram; run with
 #                             /usr/bin/python3 so Debian's packages are seen)
 #                                                   Debian package: python3-confluent-kafka
+#   python3 kafka, snappy,   (TestClientKafkaPython; kafka-python compresses with
+#   lz4, zstandard            these modules, which its package does not pull in)
+#                                                   Debian packages: python3-kafka,
+#                                                   python3-snappy, python3-lz4,
+#                                                   python3-zstandard
 #   redis-server             (routing's Redis store tests, e2e clusters)
 #                                                   Debian package: redis-server
 #   node, npm                (TestClientKafkaJS, which installs kafkajs itself)
@@ -22,6 +27,10 @@ NEEDED=(
 	"command -v kcat|kcat"
 	"command -v redis-server|redis-server"
 	"/usr/bin/python3 -c 'import confluent_kafka'|python3-confluent-kafka"
+	"/usr/bin/python3 -c 'import kafka'|python3-kafka"
+	"/usr/bin/python3 -c 'import snappy'|python3-snappy"
+	"/usr/bin/python3 -c 'import lz4.frame'|python3-lz4"
+	"/usr/bin/python3 -c 'import zstandard'|python3-zstandard"
 	"command -v node|nodejs"
 	"command -v npm|npm"
 )

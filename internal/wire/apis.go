@@ -21,7 +21,23 @@ func (t APITable) Versions(key int16) (min, max int16, ok bool) {
 	return r.Min, r.Max, ok
 }
 
-// ApiVersionsResponse answers an ApiVersions request with the table, keys in order.
+// Advertised is the range ApiVersions lists for key when r is served. It is r, except
+// that Produce served from v3 is listed from v0: KIP-896 removed Produce v0-v2, and
+// Kafka 4.0 lists them anyway while refusing them (KAFKA-18659), because librdkafka
+// before its fix compresses a gzip, snappy or lz4 batch only if the broker lists
+// Produce v0, and otherwise sends it uncompressed ("Broker does not support
+// compression type gzip: not compressing batch"). Clients send the highest version
+// both sides list, so none sends v0-v2 to a broker that lists v12; one that does is
+// refused as any unserved version is (the connection is closed), as Kafka 4.0 does.
+func Advertised(key int16, r APIRange) APIRange {
+	if key == produceKey && r.Min <= 3 {
+		r.Min = 0
+	}
+	return r
+}
+
+// ApiVersionsResponse answers an ApiVersions request with the table, keys in order,
+// each range as Advertised lists it.
 func (t APITable) ApiVersionsResponse() *kmsg.ApiVersionsResponse {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	keys := make([]int16, 0, len(t))
@@ -31,7 +47,8 @@ func (t APITable) ApiVersionsResponse() *kmsg.ApiVersionsResponse {
 	slices.Sort(keys)
 	for _, k := range keys {
 		ak := kmsg.NewApiVersionsResponseApiKey()
-		ak.ApiKey, ak.MinVersion, ak.MaxVersion = k, t[k].Min, t[k].Max
+		r := Advertised(k, t[k])
+		ak.ApiKey, ak.MinVersion, ak.MaxVersion = k, r.Min, r.Max
 		resp.ApiKeys = append(resp.ApiKeys, ak)
 	}
 	return resp

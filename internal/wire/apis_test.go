@@ -45,3 +45,32 @@ func TestAnswerApiVersionsChecksClientSoftware(t *testing.T) {
 		}
 	}
 }
+
+// KIP-896 removed Produce v0-v2; a table serving Produce from v3 still lists it from v0
+// (as Kafka 4.0 does, KAFKA-18659), or librdkafka sends gzip, snappy and lz4 batches
+// uncompressed. The listing changes nothing else: a Produce v2 is still refused (the
+// connection closed), and the KIP-511 answer lists the same ranges.
+func TestProduceAdvertisedFromV0(t *testing.T) {
+	table := APITable{produceKey: {3, 12}, 1: {4, 12}, apiVersionsKey: {0, 4}}
+	resp := table.ApiVersionsResponse()
+	for _, want := range [][3]int16{{produceKey, 0, 12}, {1, 4, 12}, {apiVersionsKey, 0, 4}} {
+		if !hasKey(resp, want[0], want[1], want[2]) {
+			t.Errorf("ApiVersions lists %+v; want key %d versions %d..%d among them", resp.ApiKeys, want[0], want[1], want[2])
+		}
+	}
+	if kip511 := unsupportedAPIVersions(clampVersions(table.Versions)); !hasKey(kip511, produceKey, 0, 12) {
+		t.Errorf("the KIP-511 answer lists %+v; want Produce 0..12", kip511.ApiKeys)
+	}
+	if got := Advertised(produceKey, APIRange{5, 12}); got != (APIRange{5, 12}) {
+		t.Errorf("Produce served from v5 is listed as %+v; only a table serving v3 is widened", got)
+	}
+
+	addr := startServer(t, &Server{Handler: HandlerFunc(echoHandler), Versions: table.Versions})
+	rc := dialRaw(t, addr)
+	rc.send("old", 1, produceRequest(3, 1, "t"))
+	if id, _ := rc.recv(); id != 1 {
+		t.Fatalf("Produce v3 answered with correlation id %d", id)
+	}
+	rc.send("old", 2, produceRequest(2, 1, "t"))
+	rc.expectClosed()
+}

@@ -29,7 +29,7 @@ func clampVersions(served versionsFunc) versionsFunc {
 }
 
 // unsupportedAPIVersions is the KIP-511 answer to an ApiVersions request newer than the
-// server: version 0, UNSUPPORTED_VERSION, and every range served, so the client can retry
+// server: version 0, UNSUPPORTED_VERSION, and every range served (as Advertised lists it), so the client can retry
 // at a version both sides know.
 func unsupportedAPIVersions(versions versionsFunc) *kmsg.ApiVersionsResponse {
 	resp := kmsg.NewPtrApiVersionsResponse()
@@ -37,7 +37,8 @@ func unsupportedAPIVersions(versions versionsFunc) *kmsg.ApiVersionsResponse {
 	resp.ErrorCode = errUnsupportedVersionCode
 	for key := int16(0); key <= kmsg.MaxKey; key++ {
 		if lo, hi, ok := versions(key); ok {
-			resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: key, MinVersion: lo, MaxVersion: hi})
+			r := Advertised(key, APIRange{lo, hi})
+			resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: key, MinVersion: r.Min, MaxVersion: r.Max})
 		}
 	}
 	return resp
