@@ -5,7 +5,7 @@
 #
 #   bench/compare.sh throughput [trials]     produce, then consume, 100-byte records
 #   bench/compare.sh latency [trials]        10,000 records/s for 20 s, end to end
-#   bench/compare.sh replication [trials]    acks=all latency on strait dev --nodes 3,
+#   bench/compare.sh replication [trials]    acks=all latency on strait dev --nodes 3 (after a 5 s warm-up),
 #                                            RF 3, with 10, 300 and 3,000 partitions
 #   bench/compare.sh rf [trials]             produce throughput on strait dev --nodes 3,
 #                                            acks=all at RF 3 against RF 1
@@ -99,7 +99,7 @@ replication)
 	for partitions in 10 300 3000; do
 		for i in $(seq "$trials"); do
 			start_strait --nodes 3
-			out=$(bench $strait_port --mode latency --rate 1000 --duration 15s --partitions 1 \
+			out=$(bench $strait_port --mode latency --rate 1000 --warmup 5s --duration 15s --partitions 1 \
 				--idle-partitions $((partitions - 1)) --topic "r$i")
 			stop_strait
 			line=$(echo "$out" | grep "produce -> ack")

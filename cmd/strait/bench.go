@@ -27,6 +27,7 @@ type benchConfig struct {
 	Mode           string
 	Rate           int
 	Duration       time.Duration
+	Warmup         time.Duration
 	FetchMaxWait   time.Duration
 	IdlePartitions int
 
@@ -59,6 +60,7 @@ func (c *benchConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mode, "mode", "throughput", "throughput (as fast as possible) or latency (at --rate, percentiles of each record's latency)")
 	fs.IntVar(&c.Rate, "rate", 10_000, "latency mode: records per second")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "latency mode: how long to produce")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "latency mode: produce this long first without counting it (new partitions settling, connections opening)")
 	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", 100*time.Millisecond, "latency mode: the consumer's long poll (fetch.max.wait.ms)")
 	fs.IntVar(&c.IdlePartitions, "idle-partitions", 0, "latency mode: partitions to add to the cluster first, in a topic nothing writes to")
 }
@@ -77,8 +79,8 @@ func (c *benchConfig) validate() error {
 		return fmt.Errorf("--phase %q: must be produce, consume or both", c.Phase)
 	case c.Mode != "throughput" && c.Mode != "latency":
 		return fmt.Errorf("--mode %q: must be throughput or latency", c.Mode)
-	case c.Rate < 1 || c.Duration <= 0 || c.FetchMaxWait <= 0 || c.IdlePartitions < 0:
-		return fmt.Errorf("--rate, --duration and --fetch-max-wait must be positive, --idle-partitions not negative")
+	case c.Rate < 1 || c.Duration <= 0 || c.Warmup < 0 || c.FetchMaxWait <= 0 || c.IdlePartitions < 0:
+		return fmt.Errorf("--rate, --duration and --fetch-max-wait must be positive, --warmup and --idle-partitions not negative")
 	case benchCodecs[c.Compression] == nil:
 		return fmt.Errorf("--compression %q: must be none, gzip, snappy, lz4 or zstd", c.Compression)
 	case c.TLSCA != "" && !c.TLS:

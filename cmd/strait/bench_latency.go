@@ -30,6 +30,9 @@ type latencyRun struct {
 	second   []time.Duration // end-to-end, since the last progress line
 	errs     int
 	firstErr error
+	// measureFrom: records sent before it are the warm-up (--warmup), shown in the
+	// progress lines but left out of the summary.
+	measureFrom time.Time
 }
 
 func benchLatency(ctx context.Context, seeds []string, cfg benchConfig, out io.Writer) error {
@@ -66,6 +69,9 @@ func benchLatency(ctx context.Context, seeds []string, cfg benchConfig, out io.W
 	fmt.Fprintf(out, "latency: %d records/s of %d bytes for %s to %s (%d partitions, %d idle)\n",
 		cfg.Rate, cfg.RecordSize, cfg.Duration, cfg.Topic, cfg.Partitions, cfg.IdlePartitions)
 	sent := run.produce(ctx, producer, cfg, out)
+	if cfg.Warmup > 0 {
+		fmt.Fprintf(out, "latency: the first %s were warm-up, left out below\n", cfg.Warmup)
+	}
 	// Let the last records arrive: a record is late after a second at most.
 	deadline := time.Now().Add(2*cfg.FetchMaxWait + time.Second)
 	for time.Now().Before(deadline) && run.count() < sent {
@@ -83,15 +89,21 @@ func benchLatency(ctx context.Context, seeds []string, cfg benchConfig, out io.W
 // produce sends records at cfg.Rate for cfg.Duration, printing progress each second,
 // and returns how many it sent. Sends are paced by elapsed time, so a slow send makes
 // the next ones catch up rather than lowering the rate.
-func (r *latencyRun) produce(ctx context.Context, cl *kgo.Client, cfg benchConfig, out io.Writer) int {
+func (r *latencyRun) produce(ctx context.Context, cl *kgo.Client, cfg benchConfig, out io.Writer) (measured int) {
 	start := time.Now()
+	r.mu.Lock()
+	r.measureFrom = start.Add(cfg.Warmup)
+	r.mu.Unlock()
 	nextReport := start.Add(time.Second)
-	sent := 0
+	sent, warmUp := 0, 0
 	value := make([]byte, max(cfg.RecordSize, 8))
 	for ctx.Err() == nil {
 		now := time.Now()
-		if now.Sub(start) >= cfg.Duration {
+		if now.Sub(start) >= cfg.Warmup+cfg.Duration {
 			break
+		}
+		if now.Sub(start) < cfg.Warmup {
+			warmUp = int(now.Sub(start).Seconds()*float64(cfg.Rate)) + 1
 		}
 		if now.After(nextReport) {
 			r.report(out, now.Sub(start))
@@ -107,7 +119,7 @@ func (r *latencyRun) produce(ctx context.Context, cl *kgo.Client, cfg benchConfi
 		time.Sleep(200 * time.Microsecond)
 	}
 	cl.Flush(context.Background())
-	return sent
+	return sent - warmUp
 }
 
 func (r *latencyRun) acknowledged(sentAt time.Time, err error) {
@@ -121,7 +133,9 @@ func (r *latencyRun) acknowledged(sentAt time.Time, err error) {
 		}
 		return
 	}
-	r.acked = append(r.acked, took)
+	if !sentAt.Before(r.measureFrom) {
+		r.acked = append(r.acked, took)
+	}
 }
 
 // consume records each record's end-to-end latency until ctx ends.
@@ -137,8 +151,11 @@ func (r *latencyRun) consume(ctx context.Context, cl *kgo.Client) {
 			if len(rec.Value) < 8 {
 				return
 			}
-			took := now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(rec.Value))))
-			r.received = append(r.received, took)
+			sentAt := time.Unix(0, int64(binary.BigEndian.Uint64(rec.Value)))
+			took := now.Sub(sentAt)
+			if !sentAt.Before(r.measureFrom) {
+				r.received = append(r.received, took)
+			}
 			r.second = append(r.second, took)
 		})
 		r.mu.Unlock()
