@@ -112,7 +112,7 @@
 // A removed segment's file is closed when its last reader releases it, so a ReadSections
 // caller may sendfile from it after retention removed it.
 //
-// All file operations go through Config.FS (STYLE item 10); tests use an in-memory FS that
+// All file operations go through Config.FS; tests use an in-memory FS that
 // drops unsynced bytes at a simulated crash and injects I/O errors.
 //
 // See Example for Open, Append and Read.

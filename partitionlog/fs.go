@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 )
 
-// FS is the narrow file seam the log does all its I/O through (STYLE item 10): the real
+// FS is the narrow file seam the log does all its I/O through: the real
 // operating system by default, and in tests a filesystem that can lose what was not synced
 // and fail chosen operations. Paths are those the log builds with filepath.Join.
 //

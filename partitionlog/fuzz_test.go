@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// FuzzRecoverBatches feeds arbitrary bytes to the recovery scanner (STYLE item 9). It must
+// FuzzRecoverBatches feeds arbitrary bytes to the recovery scanner. It must
 // never panic; it must stop inside the input; and the valid prefix it reports must scan back
 // the same, with no error, as a log recovered to that point would.
 func FuzzRecoverBatches(f *testing.F) {

@@ -151,7 +151,7 @@ func trimmed(as []AbortedTxn) [][3]int64 {
 	return out
 }
 
-// TestTransactionsAgainstModel is a property test (STYLE item 7): random transactional,
+// TestTransactionsAgainstModel is a property test: random transactional,
 // idempotent and plain writes, COMMIT and ABORT markers, high-watermark moves, reopens
 // and truncations, after each of which the LSO and the aborted transactions a fetch sees
 // match the naive model, and the .txnindex files hold the aborted transactions.

@@ -338,7 +338,7 @@ func TestControllerReplicationFactor(t *testing.T) {
 	}
 }
 
-// Property (STYLE item 7): over random sequences of node failures and returns, ISR
+// Property: over random sequences of node failures and returns, ISR
 // changes from leaders (some stale) and elections, checked against the rules:
 // (a) a leader is in the ISR, or -1; the ISR is a non-empty set of replicas;
 // (b) LeaderEpoch never decreases and grows exactly when the leader changes;

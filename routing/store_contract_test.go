@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// The Store contract: every implementation runs the same suite (STYLE item 8, after
-// nats-server's store tests), so `strait dev` and a Redis cluster behave alike.
+// The Store contract: every implementation runs the same suite, so `strait dev`
+// and a Redis cluster behave alike.
 
 func TestMemStoreContract(t *testing.T) {
 	testStoreContract(t, func(t *testing.T) Store {

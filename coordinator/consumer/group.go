@@ -79,7 +79,7 @@ func randomMemberID() string {
 }
 
 // Group is one KIP-848 consumer group. It is not safe for concurrent use: one
-// goroutine owns it (STYLE item 3) and feeds it requests and time.
+// goroutine owns it and feeds it requests and time.
 type Group struct {
 	id  string
 	cfg Config

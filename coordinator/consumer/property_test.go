@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Property tests against naive models (STYLE item 7).
+// Property tests against naive models.
 
 // randomMembers builds 1–8 members over 1–5 topics of 1–12 partitions, each
 // subscribed to a random non-empty subset, sorted by id as computeTarget does.

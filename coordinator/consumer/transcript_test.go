@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Transcript tests (STYLE item 5): each testdata/*.txt file is a list of
+// Transcript tests: each testdata/*.txt file is a list of
 // commands, each followed by "----" and the expected output, then a blank
 // line. Lines starting with '#' are comments and say which rule of KIP-848 a
 // step checks. `go test ./coordinator/consumer -rewrite` regenerates the

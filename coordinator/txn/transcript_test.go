@@ -15,7 +15,7 @@ import (
 
 var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with the actual output")
 
-// TestTranscripts runs the transcripts in testdata/ (STYLE item 5): each case is a
+// TestTranscripts runs the transcripts in testdata/: each case is a
 // command, a line "----" and the expected output up to a blank line; comments (#) cite
 // the Kafka behaviour checked. Run with -rewrite to regenerate, and review the diff.
 //

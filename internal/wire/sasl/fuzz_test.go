@@ -7,7 +7,7 @@ import (
 )
 
 // The parsers see bytes from unauthenticated peers: none may panic, and what one
-// accepts must be well formed (STYLE item 9).
+// accepts must be well formed.
 
 func FuzzParsePlain(f *testing.F) {
 	for _, s := range []string{"\x00alice\x00secret", "alice\x00alice\x00pw", "", "\x00\x00", "a\x00b\x00c\x00d"} {
