@@ -360,8 +360,8 @@ func TestMemoryBudget(t *testing.T) {
 	// A waiter that gives up leaves the line, and its bytes are not lost.
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
+	mustReserve(100, false) // first, so that the 50 below must wait
 	go func() { _, err := b.reserve(cctx, nil, nil, 50, false); done <- err }()
-	mustReserve(100, false)
 	eventually(t, time.Second, "waiting", func() bool { return b.Waits() == 3 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
