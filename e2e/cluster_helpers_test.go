@@ -87,38 +87,51 @@ func waitTopicReady(t testing.TB, adm *kadm.Client, topic string, n int, timeout
 	return d
 }
 
-// partitionsByNode returns, for each node id named as a replica, the
-// partitions it holds (Metadata's replicas are the real node ids).
-func partitionsByNode(d kadm.TopicDetail) map[int32][]int32 {
+// placement reads topic's replica placement from the routing metadata in Redis
+// (in forward mode Metadata names proxies, not nodes, as replicas).
+func placement(t testing.TB, c *Cluster, topic string) map[int32]partitionState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	states, err := partitionStates(ctx, c, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return states
+}
+
+// partitionsByNode returns, for each node id holding a replica, the partitions it
+// holds, in partition order.
+func partitionsByNode(states map[int32]partitionState) map[int32][]int32 {
 	out := make(map[int32][]int32)
-	for _, p := range d.Partitions.Sorted() {
-		for _, r := range p.Replicas {
-			out[r] = append(out[r], p.Partition)
+	for p := range int32(len(states)) {
+		for _, r := range states[p].Replicas {
+			out[r] = append(out[r], p)
 		}
 	}
 	return out
 }
 
-// checkReplicasSpread checks that every partition of d has exactly rf
+// checkReplicasSpread checks that every partition of topic has exactly rf
 // replicas, each a node in ids, and that every node in ids holds at least
 // one partition (Kafka's round-robin placement spreads partitions over all
 // live brokers).
-func checkReplicasSpread(t testing.TB, d kadm.TopicDetail, ids []int32, rf int) {
+func checkReplicasSpread(t testing.TB, topic string, states map[int32]partitionState, ids []int32, rf int) {
 	t.Helper()
-	for _, p := range d.Partitions.Sorted() {
+	for _, p := range states {
 		if len(p.Replicas) != rf {
-			t.Fatalf("%s: replicas %v, want %d", tp{d.Topic, p.Partition}, p.Replicas, rf)
+			t.Fatalf("%s: replicas %v, want %d", tp{topic, p.Partition}, p.Replicas, rf)
 		}
 		for _, r := range p.Replicas {
 			if !slices.Contains(ids, r) {
-				t.Fatalf("%s: replica %d is not a node (nodes %v)", tp{d.Topic, p.Partition}, r, ids)
+				t.Fatalf("%s: replica %d is not a node (nodes %v)", tp{topic, p.Partition}, r, ids)
 			}
 		}
 	}
-	byNode := partitionsByNode(d)
+	byNode := partitionsByNode(states)
 	for _, id := range ids {
 		if len(byNode[id]) == 0 {
-			t.Fatalf("topic %s: node %d holds no partition; placement %v", d.Topic, id, byNode)
+			t.Fatalf("topic %s: node %d holds no partition; placement %v", topic, id, byNode)
 		}
 	}
 }

@@ -59,9 +59,10 @@ func TestClusterProduceOneProxyConsumeOther(t *testing.T) {
 	}
 	t.Logf("topic visible through proxy 1 %v after its creation through proxy 0", time.Since(created))
 
-	d := waitTopicReady(t, adm1, topic, partitions, clusterTimeout)
-	checkReplicasSpread(t, d, []int32{1, 2, 3}, 1)
-	t.Logf("placement: %v", partitionsByNode(d))
+	waitTopicReady(t, adm1, topic, partitions, clusterTimeout)
+	states := placement(t, c, topic)
+	checkReplicasSpread(t, topic, states, []int32{1, 2, 3}, 1)
+	t.Logf("placement: %v", partitionsByNode(states))
 
 	producer := c.Client(t, 0,
 		kgo.DefaultProduceTopic(topic),
@@ -107,10 +108,11 @@ func TestClusterNodeRestartKeepsPartitions(t *testing.T) {
 	c := StartCluster(t, ClusterNodes(3), Proxies(1))
 	adm := c.Admin(t, 0)
 	createTopic(t, adm, topic, partitions, clusterTimeout)
-	d := waitTopicReady(t, adm, topic, partitions, clusterTimeout)
-	owned := partitionsByNode(d)[victim]
+	waitTopicReady(t, adm, topic, partitions, clusterTimeout)
+	byNode := partitionsByNode(placement(t, c, topic))
+	owned := byNode[victim]
 	if len(owned) == 0 {
-		t.Fatalf("node %d holds no partition of %s: %v", victim, topic, partitionsByNode(d))
+		t.Fatalf("node %d holds no partition of %s: %v", victim, topic, byNode)
 	}
 
 	producer := c.Client(t, 0, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
