@@ -152,7 +152,13 @@ func (r *replica) followerFetched(follower int32, fetchOffset int64, fetch trace
 	for _, w := range r.state.waiters {
 		w.fetchedPast(follower, fetchOffset, fetch)
 	}
-	if l.FollowerFetched(follower, fetchOffset, time.Now()) {
+	// A follower can read a batch, write it and report its new end before the append
+	// that wrote the batch here has told the leader state (appended): bring the state's
+	// end up to the log's first, or that report would be past it and dropped, and the
+	// high watermark would wait for the follower's next move.
+	now := time.Now()
+	advanced := l.LocalAppended(r.log.EndOffset(), now)
+	if l.FollowerFetched(follower, fetchOffset, now) || advanced {
 		r.publishHighWatermarkLocked()
 	}
 	return !slices.Contains(l.ISR(), follower), nil

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strait-io/strait/internal/wire"
+	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
 )
 
@@ -278,5 +280,37 @@ func TestFetchSessions(t *testing.T) {
 	}
 	if resp := fetch(id, 5, nil); resp.ErrorCode != 70 {
 		t.Errorf("fetch in a closed session: error %d, want 70", resp.ErrorCode)
+	}
+}
+
+// TestFollowerAheadOfAppendedAdvancesHighWatermark: a follower can read a batch, write
+// it and report its new end before the produce that appended the batch has told the
+// leader state. That report must count: dropped as "past the leader's end", the high
+// watermark waited for the follower's next move (seconds, with a producer waiting on
+// acks=all and nothing else to write).
+func TestFollowerAheadOfAppendedAdvancesHighWatermark(t *testing.T) {
+	c := newTestCluster(t, 1, 2)
+	c.createTopic(t, "ahead", 1, 1, 2)
+	cl := dial(t, c.nodes[1].addr)
+	key := partitionKey{"ahead", 0}
+	c.produceTo(t, cl, key.topic, key.index, 1) // both replicas open, the ISR fetching
+	c.waitReplicated(t, key, 1)
+
+	leader := c.nodes[1].srv
+	leader.mu.Lock()
+	r := leader.mu.partitions[key]
+	leader.mu.Unlock()
+	snap := leader.view.Snapshot()
+	p, _ := snap.Partition(key.topic, key.index)
+	// The append, without the appended() that follows it in produce.
+	if _, err := r.log.Append(makeBatch(3), p.LeaderEpoch, partitionlog.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	end := r.log.EndOffset()
+	if _, err := r.followerFetched(2, end, trace.SpanContext{}); err != nil {
+		t.Fatal(err)
+	}
+	if hw := r.highWatermark(); hw != end {
+		t.Fatalf("high watermark %d after the only follower reported %d, the log's end; want %d", hw, end, end)
 	}
 }
