@@ -200,6 +200,7 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 	topics := map[string]int{} // topic -> index in f.resp.Topics
 	filled := 0                // pending partitions up to the one that used the budget up
 	kept := sess.pending[:0]
+	var retry []*sessionPartition // failed routes, looked up again on the next pass
 	for _, sp := range sess.pending {
 		if sp.forgotten {
 			sp.pending = false
@@ -208,12 +209,22 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 		s.route(snap, rd, sp)
 		if sp.unreported && sp.route != nil {
 			// A follower's new position may advance the high watermark, news in itself.
-			sp.unreported = false
+			// It stays unreported until a pass reports it: the follower names the
+			// partition again only once its position moves.
 			if _, err := s.readBound(sp.route, req.ReplicaID, sp.request.FetchOffset, caller); err != nil {
 				sp.route, sp.routeErr = nil, err
+			} else {
+				sp.unreported = false
 			}
 		}
 		if !full && !sp.hasNews(req.ReplicaID) {
+			if sp.routeErr != nil {
+				// A replica can open or take its role with no metadata change, and a
+				// replica it has not found cannot mark it: look it up again next pass.
+				sp.routeErr = nil
+				retry = append(retry, sp)
+				continue
+			}
 			sp.pending = false // until its replica marks it again
 			continue
 		}
@@ -237,7 +248,7 @@ func (s *Server) readSession(req *kmsg.FetchRequest, sess *fetchSession, full bo
 		f.resp.Topics[i].Partitions = append(f.resp.Topics[i].Partitions, out)
 	}
 	clear(sess.pending[len(kept):])
-	sess.pending = kept
+	sess.pending = append(kept, retry...)
 	if budget <= 0 {
 		f.commits = append(f.commits, func() { sess.rotate(filled) })
 	}
