@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -14,12 +19,33 @@ import (
 const pollInterval = 50 * time.Millisecond
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago: it listens on 127.0.0.1:0, reads the port and closes the listener.
-// Another program could take the port before ours binds it; on a test
-// machine that is rare enough, and the failure is loud (the process does
-// not become ready).
+// ago and that this test binary has not handed out before. The port comes
+// from below the kernel's ephemeral range (ip_local_port_range), which the
+// outgoing connections of every client in the test take their local ports
+// from: a port picked by listening on :0 was taken by such a connection
+// before the process under test could bind it. If no port below the range is
+// free, it falls back to one the kernel picks.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	low := ephemeralLow()
+	for range 200 {
+		port := 10000 + rand.IntN(max(low-10000, 1))
+		if freePorts.given[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		if err := ln.Close(); err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		freePorts.given[port] = true
+		return addr
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("free port: %v", err)
@@ -29,6 +55,30 @@ func FreeAddr(t testing.TB) string {
 		t.Fatalf("free port: %v", err)
 	}
 	return addr
+}
+
+// freePorts are the ports FreeAddr handed out, never handed out twice.
+var freePorts = struct {
+	sync.Mutex
+	given map[int]bool
+}{given: map[int]bool{}}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default 32768 where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low <= 10000 {
+		return 32768
+	}
+	return low
 }
 
 // pollUntil calls check every pollInterval until it returns nil, ctx ends,
