@@ -150,8 +150,14 @@ func (p *Proxy) coordinatorOf(group string) (routing.Proxy, int16) {
 	if c == nil {
 		return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
 	}
+	return p.leaseHolder(coordinatorLeaseName(c.Partition(group)))
+}
+
+// leaseHolder returns the live proxy holding a coordinator lease (of a group's or a
+// transactional id's partition), this one with all its listeners when it holds it.
+func (p *Proxy) leaseHolder(name string) (routing.Proxy, int16) {
 	snap := p.view.Snapshot()
-	lease, ok := snap.Leases[coordinatorLeaseName(c.Partition(group))]
+	lease, ok := snap.Leases[name]
 	if !ok {
 		return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
 	}

@@ -175,24 +175,6 @@ func (p *Proxy) txnCoordinatorOf(id string) (routing.Proxy, int16) {
 	return p.leaseHolder(txnLeaseName(t.Partition(id)))
 }
 
-// leaseHolder returns the live proxy holding a coordinator lease.
-func (p *Proxy) leaseHolder(name string) (routing.Proxy, int16) {
-	snap := p.view.Snapshot()
-	lease, ok := snap.Leases[name]
-	if !ok {
-		return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
-	}
-	if lease.Holder == p.holder() {
-		return routing.Proxy{ID: p.cfg.BrokerID, Addr: p.cfg.AdvertisedAddr}, 0
-	}
-	for _, other := range snap.Proxies {
-		if "proxy-"+strconv.Itoa(int(other.ID)) == lease.Holder {
-			return other, 0
-		}
-	}
-	return routing.Proxy{}, kerr.CoordinatorNotAvailable.Code
-}
-
 func (p *Proxy) transactions() (*coordinator.Transactions, error) {
 	t := p.txns.Load()
 	if t == nil {
