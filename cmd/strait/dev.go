@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-io/strait/internal/gctune"
 	"github.com/strait-io/strait/internal/wire"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/proxy"
@@ -168,6 +169,7 @@ func runDev(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer gctune.MinHeap(uint64(cfg.Limits.GCMinHeap))()
 	return runUntilSignal(logger, func(ctx context.Context) (func(context.Context) error, error) {
 		d, err := startDev(ctx, cfg, logger)
 		if err != nil {

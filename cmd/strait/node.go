@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strait-io/strait/internal/gctune"
 	"github.com/strait-io/strait/observability"
 	"github.com/strait-io/strait/partitionlog"
 	"github.com/strait-io/strait/routing"
@@ -110,6 +111,7 @@ func runNode(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer gctune.MinHeap(uint64(cfg.Limits.GCMinHeap))()
 	return runUntilSignal(logger, func(ctx context.Context) (func(context.Context) error, error) {
 		return startNodeCommand(ctx, cfg, logger)
 	})

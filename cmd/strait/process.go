@@ -169,7 +169,7 @@ func listenAndAdvertise(listen, advertise string) (net.Listener, string, error) 
 }
 
 // listenerLimits bound what clients can make a process's Kafka listeners hold, and for
-// how long; dev, proxy and node take the same flags.
+// how long, and how the process spends memory; dev, proxy and node take the same flags.
 type listenerLimits struct {
 	MaxConnections     int           // max.connections, per listener; 0: none
 	MaxInFlight        int           // requests read ahead per client connection
@@ -178,6 +178,7 @@ type listenerLimits struct {
 	RequestReadTimeout time.Duration
 	MaxInFlightBytes   int64 // per connection
 	MemoryBudget       int64 // per process; queued.max.request.bytes, answers included
+	GCMinHeap          int64 // the garbage collector waits for the heap to reach this (gctune)
 }
 
 func (l *listenerLimits) flags(fs *flag.FlagSet) {
@@ -188,7 +189,12 @@ func (l *listenerLimits) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.RequestReadTimeout, "request-read-timeout", wire.DefaultRequestReadTimeout, "close a connection whose client started a request and did not finish sending it within this long")
 	fs.Int64Var(&l.MaxInFlightBytes, "max-inflight-bytes-per-connection", wire.DefaultMaxInFlightBytes, "bytes of requests read and answers not yet written one connection may hold before it is no longer read; a connection holding nothing may still send one larger request")
 	fs.Int64Var(&l.MemoryBudget, "memory-budget", wire.DefaultMemoryBudget, "bytes of requests read and answers not yet written all connections of the process may hold before reading pauses (Kafka's queued.max.request.bytes, answers included)")
+	fs.Int64Var(&l.GCMinHeap, "gc-min-heap", defaultGCMinHeap, "bytes the Go heap may grow to before the garbage collector runs; above it GOGC applies as usual. A collection pauses requests briefly and a small heap collects many times a second under load, so this trades memory for tail latency. 0: GOGC alone (GOMEMLIMIT still applies)")
 }
+
+// defaultGCMinHeap keeps a process under load from collecting more than every second or
+// so; it is what the process may use beyond its live heap when idle garbage piles up.
+const defaultGCMinHeap = 64 << 20
 
 func (l *listenerLimits) validate() error {
 	switch {
@@ -206,6 +212,8 @@ func (l *listenerLimits) validate() error {
 		return fmt.Errorf("--max-inflight-bytes-per-connection %d: must be at least 65536", l.MaxInFlightBytes)
 	case l.MemoryBudget < 1<<20:
 		return fmt.Errorf("--memory-budget %d: must be at least 1048576 (1 MiB)", l.MemoryBudget)
+	case l.GCMinHeap < 0:
+		return fmt.Errorf("--gc-min-heap %d: must not be negative (0: GOGC alone)", l.GCMinHeap)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strait-io/strait/internal/gctune"
 	"github.com/strait-io/strait/proxy"
 )
 
@@ -114,6 +115,7 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer gctune.MinHeap(uint64(cfg.Limits.GCMinHeap))()
 	return runUntilSignal(logger, func(ctx context.Context) (func(context.Context) error, error) {
 		return startProxyCommand(ctx, cfg, logger)
 	})
