@@ -194,7 +194,7 @@ func (l *listenerLimits) flags(fs *flag.FlagSet) {
 
 // defaultGCMinHeap keeps a process under load from collecting more than every second or
 // so; it is what the process may use beyond its live heap when idle garbage piles up.
-const defaultGCMinHeap = 64 << 20
+const defaultGCMinHeap = 128 << 20
 
 func (l *listenerLimits) validate() error {
 	switch {
