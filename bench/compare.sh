@@ -96,8 +96,9 @@ latency)
 	done
 	;;
 replication)
-	for partitions in 10 300 3000; do
-		for i in $(seq "$trials"); do
+	# Trials alternate the partition counts, so that all three see the same machine.
+	for i in $(seq "$trials"); do
+		for partitions in 10 300 3000; do
 			start_strait --nodes 3
 			out=$(bench $strait_port --mode latency --rate 1000 --warmup 5s --duration 15s --partitions 1 \
 				--idle-partitions $((partitions - 1)) --topic "r$i")
@@ -107,6 +108,8 @@ replication)
 			echo "$line" | awk '{for (i=1;i<=NF;i++) if ($i=="p99") print $(i+1)}' | tr -d ms >>"$work/r$partitions.p99"
 			echo "$line" | awk '{for (i=1;i<=NF;i++) if ($i=="p50") print $(i+1)}' | tr -d ms >>"$work/r$partitions.p50"
 		done
+	done
+	for partitions in 10 300 3000; do
 		echo "median acks=all with $partitions partitions: p50 $(median <"$work/r$partitions.p50") ms, p99 $(median <"$work/r$partitions.p99") ms"
 	done
 	;;

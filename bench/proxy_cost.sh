@@ -59,7 +59,14 @@ for mode in forward redirect; do
 done
 echo "forward proxy CPU per GB relayed (in + out): $(median <"$work/cpu.per.gb") s"
 
-sleep 5 # let the benchmarks' garbage go before measuring connections
+# Memory per connection is measured on a fresh forward proxy that collects garbage as
+# GOGC alone says: below --gc-min-heap, garbage would count as the connections' memory.
+kill "$forward_pid"
+wait "$forward_pid" 2>/dev/null || true
+"$work/strait" proxy --mode forward --listen 127.0.0.1:17292 --redis $redis --admin 127.0.0.1:17692 \
+	--gc-min-heap 0 --log-level warn >"$work/proxy-forward-memory.log" 2>&1 &
+forward_pid=$!
+for _ in $(seq 200); do curl -fs http://127.0.0.1:17692/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 busy=$("$work/conns" --addr 127.0.0.1:17292 --conns 200 --busy --hold 10s --rss-pid "$forward_pid")
 echo "forward proxy memory per busy client connection (200 producing 1 KiB batches in a loop): $busy KiB"
 idle=$("$work/conns" --addr 127.0.0.1:17292 --conns 1000 --hold 5s --rss-pid "$forward_pid")
