@@ -192,8 +192,8 @@ func (l *listenerLimits) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&l.GCMinHeap, "gc-min-heap", defaultGCMinHeap, "bytes the Go heap may grow to before the garbage collector runs; above it GOGC applies as usual. A collection pauses requests briefly and a small heap collects many times a second under load, so this trades memory for tail latency. 0: GOGC alone (GOMEMLIMIT still applies)")
 }
 
-// defaultGCMinHeap keeps a process under load from collecting more than every second or
-// so; it is what the process may use beyond its live heap when idle garbage piles up.
+// defaultGCMinHeap keeps a process under load from collecting more than every few
+// seconds; the price is up to this much memory held by garbage beyond the live heap.
 const defaultGCMinHeap = 128 << 20
 
 func (l *listenerLimits) validate() error {
