@@ -141,7 +141,11 @@ func coordinatorLeaseName(partition int32) string {
 	return "coordinator/" + coordinator.OffsetsTopic + "/" + strconv.Itoa(int(partition))
 }
 
-func (p *Proxy) holder() string { return "proxy-" + strconv.Itoa(int(p.cfg.BrokerID)) }
+// holder is this proxy's name in the coordinator leases it holds.
+func (p *Proxy) holder() string { return leaseHolderName(p.cfg.BrokerID) }
+
+// leaseHolderName names proxy id as a coordinator lease's holder.
+func leaseHolderName(id int32) string { return "proxy-" + strconv.Itoa(int(id)) }
 
 // coordinatorOf returns the proxy that coordinates group: the holder of its
 // partition's lease.
@@ -165,7 +169,7 @@ func (p *Proxy) leaseHolder(name string) (routing.Proxy, int16) {
 		return p.self(), 0
 	}
 	for _, other := range snap.Proxies {
-		if "proxy-"+strconv.Itoa(int(other.ID)) == lease.Holder {
+		if leaseHolderName(other.ID) == lease.Holder {
 			return other, 0
 		}
 	}
